@@ -1,0 +1,103 @@
+"""The SDK face: Collector, as a score.py written for the source platform uses it (R1)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from modeltap import runtime, sampling, tabular
+from modeltap.context import BasicCorrelationContext, CorrelationContext, current_request_id
+from modeltap.errors import CollectionDisabledError, CollectorLimitError
+from modeltap.layout import validate_name
+from modeltap.record import FRAME, Record
+
+__all__ = ["MAX_COLLECTORS", "Collector"]
+
+log = logging.getLogger(__name__)
+
+MAX_COLLECTORS = 5  # the source platform's limit per process
+
+_names: set[str] = set()
+_names_lock = threading.Lock()
+
+
+def _declare(name: str) -> None:
+    with _names_lock:
+        if name in _names:
+            return
+        if len(_names) >= MAX_COLLECTORS:
+            raise CollectorLimitError(
+                f"cannot declare collector {name!r}: a process may declare at most "
+                f"{MAX_COLLECTORS} collectors (already: {', '.join(sorted(_names))})")
+        _names.add(name)
+
+
+class Collector:
+    """Collects tables into one named collection.
+
+    >>> inputs = Collector(name="model_inputs")
+    >>> ctx = inputs.collect(input_df)             # a new correlation id (or the request's)
+    >>> Collector(name="model_outputs").collect(output_df, ctx)   # same correlation id
+
+    With `on_error`, collect() never raises: every failure (collection disabled,
+    wrong type, full buffer) is passed to on_error instead.
+    """
+
+    def __init__(self, *, name: str, on_error: Callable[[Exception], Any] | None = None,
+                 **_ignored: Any):
+        self.name = validate_name(name, "Collector name")
+        self.on_error = on_error
+        _declare(self.name)
+
+    def collect(
+        self,
+        data: Any,
+        context: CorrelationContext | None = None,
+        *,
+        correlation_context: CorrelationContext | None = None,
+    ) -> CorrelationContext:
+        """Log a table; return the correlation context to pass to the next collector."""
+        ctx = context if context is not None else correlation_context
+        if ctx is None:
+            request_id = current_request_id.get()
+            ctx = BasicCorrelationContext(id=request_id)
+        try:
+            snap, data_type = tabular.snapshot(data)
+            rt = runtime.current()
+            if not rt.collection_enabled(self.name):
+                raise CollectionDisabledError(
+                    f"collection {self.name!r} is not enabled in deployment "
+                    f"{rt.deployment.endpoint}/{rt.deployment.deployment}; enabled: "
+                    f"{', '.join(sorted(rt.deployment.collections)) or 'none'} "
+                    f"(set data_collector.collections.{self.name}.enabled: true)")
+            cid = ctx.get_id()
+            if not sampling.keep(cid, rt.deployment.sampling_rate):
+                rt.pipeline.count_sampled_out()
+                return ctx
+            rows, cols = _shape(snap)
+            record = Record(self.name, snap, kind=FRAME, correlation_id=cid,
+                            collect_data_type=data_type,
+                            model_version=rt.deployment.model_version)
+            rt.pipeline.submit(record, 64 + rows * max(cols, 1) * 16)
+        except Exception as exc:
+            if self.on_error is None:
+                raise
+            self.on_error(exc)
+        return ctx
+
+    def __repr__(self) -> str:
+        return f"Collector(name={self.name!r})"
+
+
+def _shape(snap: Any) -> tuple[int, int]:
+    shape = getattr(snap, "shape", None)
+    if shape is not None and len(shape) == 2:
+        return int(shape[0]), int(shape[1])
+    return 1, 1
+
+
+def _reset_for_tests() -> None:
+    with _names_lock:
+        _names.clear()

@@ -1,0 +1,382 @@
+"""Deployment YAML and workspace file -> typed, validated settings (SPEC R2, R7.1).
+
+Every bad value is one ConfigError naming the field and what is allowed. Fields of
+the source platform's deployment file that mean nothing locally are accepted and
+reported as notes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from modeltap.errors import ConfigError
+from modeltap.layout import DEFAULT_ROOT, RollingRate, collection_prefix, validate_name
+
+__all__ = [
+    "DEFAULT_DATASTORE",
+    "PAYLOAD_COLLECTIONS",
+    "CollectionSettings",
+    "DatastoreSettings",
+    "DeploymentSettings",
+    "PipelineSettings",
+    "WorkspaceSettings",
+    "load_deployment",
+    "load_workspace",
+    "make_deployment",
+    "parse_datastore_uri",
+]
+
+DEFAULT_DATASTORE = "workspaceblobstore"
+PAYLOAD_COLLECTIONS = ("request", "response")
+OVERFLOW_POLICIES = ("block", "drop", "raise")
+_TRUE = {"true"}
+_FALSE = {"false"}
+
+# Top-level fields of the source's deployment file that have no local meaning.
+_IGNORED_TOP = {
+    "$schema", "description", "tags", "environment", "environment_variables",
+    "instance_type", "instance_count", "scale_settings", "request_settings",
+    "liveness_probe", "readiness_probe", "app_insights_enabled", "egress_public_network_access",
+    "type", "properties", "data_collector", "code_configuration", "model", "name",
+    "endpoint_name", "model_mount_path", "with_package",
+}
+_DATA_COLLECTOR_KEYS = {"collections", "rolling_rate", "sampling_rate", "request_logging", "modeltap"}
+_COLLECTION_KEYS = {"enabled", "data", "client_id"}
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """How the background writer batches and commits (see docs/pipeline.md)."""
+
+    flush_interval: float = 5.0  # seconds between commits: bounds freshness and file count
+    batch_window: float = 0.05  # seconds the writer waits to gather a batch
+    batch_records: int = 5000  # most records encoded at once
+    buffer_records: int = 20000  # records waiting in memory before overflow applies
+    buffer_bytes: int = 256 * 1024 * 1024  # estimated bytes waiting in memory
+    object_bytes: int = 64 * 1024 * 1024  # commit early when pending lines reach this
+    overflow: Literal["block", "drop", "raise"] = "block"
+    block_timeout: float = 5.0  # seconds "block" waits before it drops and reports
+
+
+@dataclass(frozen=True)
+class CollectionSettings:
+    name: str
+    datastore: str
+    path: str  # folder in the datastore that holds {partition}/{instance_id}.jsonl
+    asset_name: str
+    asset_version: str
+    is_payload: bool
+
+
+@dataclass(frozen=True)
+class DatastoreSettings:
+    type: str
+    path: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WorkspaceSettings:
+    root: Path
+    datastores: dict[str, DatastoreSettings]
+
+
+@dataclass(frozen=True)
+class DeploymentSettings:
+    endpoint: str
+    deployment: str
+    collections: dict[str, CollectionSettings]
+    rolling_rate: RollingRate = RollingRate.HOUR
+    sampling_rate: float = 1.0
+    source: str = ""
+    model_version: str = "default"
+    pipeline: PipelineSettings = PipelineSettings()
+    model_dir: Path | None = None
+    code_dir: Path | None = None
+    scoring_script: str | None = None
+    file: Path | None = None
+    notes: tuple[str, ...] = ()
+
+
+def _suggest(key: str, allowed: set[str] | list[str]) -> str:
+    close = difflib.get_close_matches(key, list(allowed), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_keys(obj: dict[str, Any], allowed: set[str], where: str, src: str | None) -> None:
+    for key in obj:
+        if key not in allowed:
+            raise ConfigError(
+                f"unknown key{_suggest(str(key), allowed)}; allowed: {', '.join(sorted(allowed))}",
+                field=f"{where}.{key}", source=src,
+            )
+
+
+def _mapping(value: Any, where: str, src: str | None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"must be a mapping, got {type(value).__name__}", field=where, source=src)
+    return value
+
+
+def parse_bool(value: Any, where: str, src: str | None = None) -> bool:
+    """'True', 'true' and true are on; 'False', 'false' and false are off (R2.2)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigError(f"{value!r} is not a boolean; allowed: true, false, 'True', 'False'",
+                      field=where, source=src)
+
+
+def parse_sampling_rate(value: Any, where: str = "data_collector.sampling_rate",
+                        src: str | None = None) -> float:
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        rate = float("nan")
+    if isinstance(value, bool) or not 0.0 <= rate <= 1.0:
+        raise ConfigError(f"{value!r} is not a fraction; allowed: a number from 0.0 to 1.0",
+                          field=where, source=src)
+    return rate
+
+
+_URI = re.compile(
+    r"^azureml://(?:subscriptions/[^/]+/resource[gG]roups/[^/]+/"
+    r"(?:providers/Microsoft\.MachineLearningServices/)?workspaces/[^/]+/)?"
+    r"datastores/(?P<ds>[^/]+)/paths/(?P<path>.*)$"
+)
+
+
+def parse_datastore_uri(uri: str, where: str = "data.path",
+                        src: str | None = None) -> tuple[str, str]:
+    """(datastore, path) from azureml://datastores/<ds>/paths/<p> (workspace part ignored)."""
+    match = _URI.match(uri.strip()) if isinstance(uri, str) else None
+    if not match:
+        raise ConfigError(
+            f"{uri!r} is not a datastore URI; allowed: azureml://datastores/<datastore>/paths/<path>"
+            " (optionally azureml://subscriptions/.../workspaces/<ws>/datastores/...)",
+            field=where, source=src,
+        )
+    path = match["path"].strip("/")
+    for part in path.split("/"):
+        if part in ("", ".", ".."):
+            raise ConfigError(f"{uri!r} has an empty, '.' or '..' path segment",
+                              field=where, source=src)
+    return match["ds"], path
+
+
+def _pipeline(raw: dict[str, Any], src: str | None) -> PipelineSettings:
+    defaults = PipelineSettings()
+    allowed = set(PipelineSettings.__dataclass_fields__)
+    _check_keys(raw, allowed, "data_collector.modeltap", src)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        where = f"data_collector.modeltap.{key}"
+        if key == "overflow":
+            if value not in OVERFLOW_POLICIES:
+                raise ConfigError(f"{value!r} is not an overflow policy; allowed: "
+                                  f"{', '.join(OVERFLOW_POLICIES)}", field=where, source=src)
+            values[key] = value
+            continue
+        kind = type(getattr(defaults, key))
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            number = -1
+        if isinstance(value, bool) or number <= 0:
+            raise ConfigError(f"{value!r} is not allowed; use a positive {kind.__name__}",
+                              field=where, source=src)
+        values[key] = number
+    return PipelineSettings(**values)
+
+
+def make_deployment(
+    *,
+    endpoint: str,
+    deployment: str,
+    collections: dict[str, dict[str, Any]] | list[str],
+    rolling_rate: str = "Hour",
+    sampling_rate: Any = 1.0,
+    pipeline: dict[str, Any] | None = None,
+    model_version: str = "default",
+    source: str | None = None,
+    datastores: set[str] | None = None,
+    src: str | None = None,
+    **extra: Any,
+) -> DeploymentSettings:
+    """Validated settings from plain values (the YAML loader and configure() both use it)."""
+    endpoint = validate_name(endpoint, "endpoint_name")
+    deployment = validate_name(deployment, "name")
+    rate = RollingRate.parse(rolling_rate) if not isinstance(rolling_rate, RollingRate) \
+        else rolling_rate
+    if isinstance(collections, list | tuple):
+        collections = {name: {"enabled": True} for name in collections}
+    known = datastores if datastores is not None else {DEFAULT_DATASTORE}
+    result: dict[str, CollectionSettings] = {}
+    for name, raw in _mapping(collections, "data_collector.collections", src).items():
+        where = f"data_collector.collections.{name}"
+        validate_name(str(name), where)
+        raw = _mapping(raw, where, src)
+        _check_keys(raw, _COLLECTION_KEYS, where, src)
+        if not parse_bool(raw.get("enabled", False), f"{where}.enabled", src):
+            continue
+        data = _mapping(raw.get("data"), f"{where}.data", src)
+        _check_keys(data, {"name", "path", "version"}, f"{where}.data", src)
+        if "path" in data:
+            datastore, path = parse_datastore_uri(data["path"], f"{where}.data.path", src)
+        else:
+            datastore = DEFAULT_DATASTORE
+            path = collection_prefix(DEFAULT_ROOT, endpoint, deployment, name)
+        if datastore not in known:
+            raise ConfigError(
+                f"unknown datastore {datastore!r}{_suggest(datastore, known)}; "
+                f"defined: {', '.join(sorted(known))} (add it to the workspace file)",
+                field=f"{where}.data.path", source=src,
+            )
+        asset = str(data.get("name") or f"{endpoint}-{deployment}-{name}")
+        validate_name(asset, f"{where}.data.name")
+        version = str(data.get("version", 1))
+        validate_name(version, f"{where}.data.version")
+        result[name] = CollectionSettings(name, datastore, path, asset, version,
+                                          name in PAYLOAD_COLLECTIONS)
+    return DeploymentSettings(
+        endpoint=endpoint,
+        deployment=deployment,
+        collections=result,
+        rolling_rate=rate,
+        sampling_rate=parse_sampling_rate(sampling_rate, src=src),
+        source=source or f"/endpoints/{endpoint}/deployments/{deployment}",
+        model_version=str(model_version),
+        pipeline=_pipeline(pipeline or {}, src),
+        **extra,
+    )
+
+
+def _read_yaml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found", source=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what}: {exc.strerror}", source=str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or exc
+        raise ConfigError(f"not valid YAML{at}: {problem}", source=str(path)) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"must be a YAML mapping, got {type(data).__name__}", source=str(path))
+    return data
+
+
+def _model_dir(model: Any, base: Path, notes: list[str]) -> Path | None:
+    if isinstance(model, dict):
+        model = model.get("path")
+    if model is None:
+        return None
+    if isinstance(model, str) and model.startswith("azureml:"):
+        notes.append(f"model: {model!r} names a registered cloud model; "
+                     "AZUREML_MODEL_DIR is left unset (use a local path to serve a model folder)")
+        return None
+    path = (base / str(model)).resolve()
+    if not path.exists():
+        raise ConfigError(f"model path {str(path)!r} does not exist", field="model")
+    return path
+
+
+def load_deployment(path: str | Path, workspace: WorkspaceSettings | None = None) -> DeploymentSettings:
+    """Read and validate a deployment file in the source platform's shape (R2.1)."""
+    path = Path(path).resolve()
+    src = str(path)
+    raw = _read_yaml(path, "deployment file")
+    notes = [f"{key}: not used by a local deployment, ignored"
+             for key in raw if key in _IGNORED_TOP - {
+                 "data_collector", "code_configuration", "model", "name", "endpoint_name",
+                 "$schema", "environment_variables"}]
+    for key in raw:
+        if key not in _IGNORED_TOP:
+            notes.append(f"{key}: unknown field, ignored{_suggest(str(key), _IGNORED_TOP)}")
+    for key in ("endpoint_name", "name"):
+        if key not in raw:
+            raise ConfigError("is required", field=key, source=src)
+    dc = _mapping(raw.get("data_collector"), "data_collector", src)
+    _check_keys(dc, _DATA_COLLECTOR_KEYS, "data_collector", src)
+    if "request_logging" in dc:
+        notes.append("data_collector.request_logging: header capture is not implemented, ignored")
+    code = _mapping(raw.get("code_configuration"), "code_configuration", src)
+    base = path.parent
+    code_dir = (base / str(code["code"])).resolve() if code.get("code") else None
+    script = code.get("scoring_script")
+    if code_dir is not None and not code_dir.is_dir():
+        raise ConfigError(f"folder {str(code_dir)!r} does not exist",
+                          field="code_configuration.code", source=src)
+    if script is not None and code_dir is not None and not (code_dir / str(script)).is_file():
+        raise ConfigError(f"file {str(code_dir / str(script))!r} does not exist",
+                          field="code_configuration.scoring_script", source=src)
+    extra_pipeline = _mapping(dc.get("modeltap"), "data_collector.modeltap", src)
+    model_version = extra_pipeline.pop("model_version", "default")
+    source = extra_pipeline.pop("source", None)
+    datastores = set(workspace.datastores) if workspace else None
+    try:
+        model_dir = _model_dir(raw.get("model"), base, notes)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).split(": ", 1)[1], field="model", source=src) from None
+    return make_deployment(
+        endpoint=str(raw["endpoint_name"]),
+        deployment=str(raw["name"]),
+        collections=_mapping(dc.get("collections"), "data_collector.collections", src),
+        rolling_rate=dc.get("rolling_rate", "Hour"),
+        sampling_rate=dc.get("sampling_rate", 1.0),
+        pipeline=extra_pipeline,
+        model_version=str(model_version),
+        source=source,
+        datastores=datastores,
+        src=src,
+        model_dir=model_dir,
+        code_dir=code_dir,
+        scoring_script=str(script) if script else None,
+        file=path,
+        notes=tuple(notes),
+    )
+
+
+_DATASTORE_TYPES = ("local",)
+
+
+def load_workspace(root: str | Path) -> WorkspaceSettings:
+    """The workspace folder and its datastores (DIR/workspace.yml, optional)."""
+    root = Path(root).resolve()
+    default = DatastoreSettings("local", f"datastores/{DEFAULT_DATASTORE}")
+    stores: dict[str, DatastoreSettings] = {DEFAULT_DATASTORE: default}
+    file = root / "workspace.yml"
+    if file.exists():
+        src = str(file)
+        raw = _read_yaml(file, "workspace file")
+        _check_keys(raw, {"datastores"}, "workspace", src)
+        for name, spec in _mapping(raw.get("datastores"), "datastores", src).items():
+            where = f"datastores.{name}"
+            validate_name(str(name), where)
+            spec = dict(_mapping(spec, where, src))
+            kind = spec.pop("type", None)
+            if kind not in _DATASTORE_TYPES:
+                raise ConfigError(f"{kind!r} is not a datastore type; allowed: "
+                                  f"{', '.join(_DATASTORE_TYPES)}", field=f"{where}.type", source=src)
+            if kind == "local":
+                _check_keys(spec, {"path"}, where, src)
+                if not isinstance(spec.get("path"), str) or not spec["path"]:
+                    raise ConfigError("a local datastore needs a folder path",
+                                      field=f"{where}.path", source=src)
+            stores[str(name)] = DatastoreSettings(kind, str(spec.pop("path", "")), spec)
+    return WorkspaceSettings(root, stores)

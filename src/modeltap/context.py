@@ -1,0 +1,72 @@
+"""Correlation contexts: the id that ties a request's inputs, outputs and payloads together."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+__all__ = ["BasicCorrelationContext", "CorrelationContext", "WrapperContext"]
+
+
+class CorrelationContext:
+    """Base class, same surface as the source platform's SDK."""
+
+    def get_id(self) -> str:
+        raise NotImplementedError
+
+    def get_timestamp(self) -> int:
+        raise NotImplementedError
+
+    def get_headers(self) -> dict[str, str]:
+        return {}
+
+
+class BasicCorrelationContext(CorrelationContext):
+    """A context with a caller-chosen id (or a new UUID when none is given)."""
+
+    __slots__ = ("_headers", "_id", "_timestamp")
+
+    def __init__(
+        self,
+        id: str | None = None,  # noqa: A002 - the source SDK's keyword
+        timestamp: int | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        if id is not None and not isinstance(id, str):
+            raise TypeError(f"BasicCorrelationContext id must be a str, got {type(id).__name__}")
+        if id == "":
+            raise ValueError("BasicCorrelationContext id must not be empty")
+        self._id = id if id is not None else str(uuid.uuid4())
+        self._timestamp = int(time.time()) if timestamp is None else int(timestamp)
+        self._headers = dict(headers) if headers else {}
+
+    def get_id(self) -> str:
+        return self._id
+
+    def get_timestamp(self) -> int:
+        return self._timestamp
+
+    def get_headers(self) -> dict[str, str]:
+        return self._headers
+
+    def __repr__(self) -> str:
+        return f"BasicCorrelationContext(id={self._id!r})"
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, CorrelationContext) and other.get_id() == self._id
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+
+class WrapperContext(BasicCorrelationContext):
+    """The context collect() returns; kept as a name for source-SDK compatibility."""
+
+
+# The id of the request being served, set by the scoring server for each call, so a
+# collect() without a context joins the request's other records.
+import contextvars  # noqa: E402
+
+current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "modeltap_request_id", default=None)

@@ -1,0 +1,64 @@
+"""The one exception tree of modeltap.
+
+    ModeltapError
+    ├── ConfigError          a setting or file is wrong; names the field and the allowed values
+    ├── CollectionError      collect() could not accept a record
+    │   ├── CollectionDisabledError   no configuration, or the collection is not enabled
+    │   ├── CollectorLimitError       a sixth collector in one process
+    │   └── BufferFullError           the buffer is full and the overflow policy is "raise"
+    └── StorageError         reading or writing a datastore failed; names the path
+
+`TypeError` (not a ModeltapError) is raised for data that cannot be collected,
+as the source platform's SDK does.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BufferFullError",
+    "CollectionDisabledError",
+    "CollectionError",
+    "CollectorLimitError",
+    "ConfigError",
+    "ModeltapError",
+    "StorageError",
+]
+
+
+class ModeltapError(Exception):
+    """Base of every error modeltap raises on purpose."""
+
+
+class ConfigError(ModeltapError):
+    """A configuration value is wrong. The message names the field."""
+
+    def __init__(self, message: str, *, field: str | None = None, source: str | None = None):
+        self.field = field
+        self.source = source
+        where = f"{source}: " if source else ""
+        at = f"{field}: " if field else ""
+        super().__init__(f"{where}{at}{message}")
+
+
+class CollectionError(ModeltapError):
+    """collect() could not accept a record."""
+
+
+class CollectionDisabledError(CollectionError):
+    """Collection is not configured, or this collection is not enabled."""
+
+
+class CollectorLimitError(CollectionError):
+    """More collectors than a process may declare."""
+
+
+class BufferFullError(CollectionError):
+    """The in-memory buffer is full and the overflow policy is "raise"."""
+
+
+class StorageError(ModeltapError):
+    """A datastore read or write failed. The message names the path."""
+
+    def __init__(self, message: str, *, path: str | None = None):
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)

@@ -1,0 +1,311 @@
+"""The one pipeline every record goes through: buffer -> batch -> encode -> commit.
+
+collect() hands a Record to `submit`, which only appends to a bounded buffer. One
+background writer thread takes what is waiting (after a short batching window),
+encodes it to JSON lines, groups lines by object (collection + partition), and
+commits one new object per group every `flush_interval` seconds, or sooner when
+a group grows past `object_bytes`, or on flush()/close().
+
+Nothing accepted is lost silently: when the buffer is full the overflow policy
+applies ("block" waits up to `block_timeout`, then drops; "drop" drops at once;
+"raise" raises BufferFullError) and every drop is counted and reported. A failed
+commit keeps its lines and is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from modeltap.config import PipelineSettings
+from modeltap.errors import BufferFullError, CollectionDisabledError, ModeltapError
+from modeltap.layout import RollingRate, WriterId, partition
+from modeltap.record import Record, encode_lines
+from modeltap.storage.base import Storage
+
+__all__ = ["Counters", "Pipeline", "Route"]
+
+log = logging.getLogger(__name__)
+
+_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one collection's objects go."""
+
+    storage: Storage
+    prefix: str  # folder holding {partition}/{instance_id}.jsonl
+    source: str  # the `source` field of its lines
+
+
+class Counters:
+    """Monotonic counts; read them with `snapshot()`."""
+
+    FIELDS = ("accepted", "written", "dropped", "sampled_out", "bytes_written",
+              "objects_written", "storage_errors", "lines_written")
+
+    def __init__(self) -> None:
+        self.accepted = self.written = self.dropped = self.sampled_out = 0
+        self.bytes_written = self.objects_written = self.storage_errors = self.lines_written = 0
+
+    def snapshot(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+
+class _Pending:
+    __slots__ = ("chunks", "nbytes", "records")
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.nbytes = 0
+        self.records = 0
+
+
+class Pipeline:
+    def __init__(
+        self,
+        routes: dict[str, Route],
+        settings: PipelineSettings,
+        rolling_rate: RollingRate,
+        on_drop: Callable[[int, BaseException], None] | None = None,
+    ):
+        self.routes = routes
+        self.settings = settings
+        self.rolling_rate = rolling_rate
+        self.counters = Counters()
+        self.writer_id = WriterId()
+        self._on_drop = on_drop
+        self._queue: deque[tuple[Record, int]] = deque()
+        self._queued_bytes = 0
+        self._cond = threading.Condition(threading.Lock())
+        self._writer_idle = False
+        self._closed = False
+        self._flush_requested = 0  # flush() calls waiting
+        self._submitted = 0  # records ever queued
+        self._settled = 0  # records written or dropped
+        self._pending: dict[tuple[str, str], _Pending] = {}
+        self._last_commit = time.monotonic()
+        self._retry_at = 0.0
+        self._failures = 0
+        self._thread = threading.Thread(target=self._run, name="modeltap-writer", daemon=True)
+        self._thread.start()
+
+    # -- request path -------------------------------------------------------------------
+
+    def submit(self, record: Record, size: int = 1024) -> None:
+        """Queue a record. Raises BufferFullError (policy "raise"), or drops and reports."""
+        s = self.settings
+        with self._cond:
+            if self._closed:
+                raise CollectionDisabledError("collection is shut down; record not accepted")
+            if len(self._queue) >= s.buffer_records or self._queued_bytes + size > s.buffer_bytes:
+                if not self._wait_for_room(size):
+                    self.counters.dropped += 1
+                    exc: ModeltapError = BufferFullError(
+                        f"buffer full ({len(self._queue)} records, {self._queued_bytes} bytes): "
+                        f"record of {record.collection!r} dropped (overflow policy "
+                        f"{s.overflow!r}); storage is slower than collection")
+                    if s.overflow == "raise":
+                        raise exc
+                    self._report_drop(1, exc)
+                    return
+            self._queue.append((record, size))
+            self._queued_bytes += size
+            self._submitted += 1
+            self.counters.accepted += 1
+            if self._writer_idle:
+                self._cond.notify_all()
+
+    def _wait_for_room(self, size: int) -> bool:
+        s = self.settings
+        if s.overflow != "block":
+            return False
+        deadline = time.monotonic() + s.block_timeout
+        while len(self._queue) >= s.buffer_records or self._queued_bytes + size > s.buffer_bytes:
+            if self._closed:
+                return False
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._cond.notify_all()
+            self._cond.wait(min(left, 0.1))
+        return True
+
+    def count_sampled_out(self) -> None:
+        self.counters.sampled_out += 1
+
+    def _report_drop(self, count: int, exc: BaseException) -> None:
+        log.warning("%s", exc)
+        if self._on_drop is not None:
+            try:
+                self._on_drop(count, exc)
+            except Exception:  # a reporting hook must not break the pipeline
+                log.exception("on_drop hook failed")
+
+    # -- control ------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Commit everything accepted so far. True when done within timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            target = self._submitted
+            self._flush_requested += 1
+            self._cond.notify_all()
+            try:
+                while self._settled < target and self._thread.is_alive():
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return False
+                    self._cond.wait(0.1 if left is None else min(left, 0.1))
+            finally:
+                self._flush_requested -= 1
+            return self._settled >= target
+
+    def close(self, timeout: float = 30.0) -> bool:
+        """Stop accepting, commit everything, stop the writer. True when nothing was left."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        with self._cond:
+            left = self._submitted - self._settled
+        if left:
+            log.error("modeltap: %d records were not written before shutdown timed out", left)
+        for route in {id(r.storage): r.storage for r in self.routes.values()}.values():
+            route.close()
+        return left == 0 and not self._thread.is_alive()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def buffered(self) -> int:
+        return len(self._queue)
+
+    # -- writer thread ------------------------------------------------------------------
+
+    def _take(self) -> list[tuple[Record, int]] | None:
+        s = self.settings
+        with self._cond:
+            while not self._queue:
+                if self._closed:
+                    return None
+                if self._pending and self._commit_ready():
+                    return []
+                self._writer_idle = True
+                self._cond.wait(self._wait_time())
+                self._writer_idle = False
+            if not self._closed and not self._flush_requested and len(self._queue) < s.batch_records:
+                # A short window gathers a batch: records of one request merge, and pandas'
+                # per-call cost is paid once per batch.
+                self._cond.wait(s.batch_window)
+            n = min(len(self._queue), s.batch_records)
+            batch = [self._queue.popleft() for _ in range(n)]
+            self._queued_bytes -= sum(size for _, size in batch)
+            self._cond.notify_all()  # room for blocked submitters
+            return batch
+
+    def _wait_time(self) -> float | None:
+        if not self._pending:
+            return None
+        due = self._last_commit + self.settings.flush_interval
+        if self._flush_requested:
+            due = self._retry_at
+        return max(0.01, max(due, self._retry_at) - time.monotonic())
+
+    def _commit_ready(self) -> bool:
+        now = time.monotonic()
+        if now < self._retry_at:  # backing off after a failed commit
+            return False
+        return bool(self._flush_requested) or now - self._last_commit >= \
+            self.settings.flush_interval or any(
+            p.nbytes >= self.settings.object_bytes for p in self._pending.values())
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            if batch is None:
+                break
+            if batch:
+                self._encode([record for record, _ in batch])
+            if self._pending and self._commit_ready():
+                self._commit()
+        # Shutdown: commit what is left, retrying for a bounded time.
+        deadline = time.monotonic() + 20
+        while self._pending and time.monotonic() < deadline:
+            self._commit()
+            if self._pending:
+                time.sleep(0.5)
+        if self._pending:
+            lost = sum(p.records for p in self._pending.values())
+            self._settle_dropped(lost, ModeltapError(
+                f"{lost} records could not be written before shutdown (storage unavailable)"))
+            self._pending.clear()
+
+    def _encode(self, records: list[Record]) -> None:
+        by_collection: dict[str, list[Record]] = {}
+        for r in records:
+            by_collection.setdefault(r.collection, []).append(r)
+        for collection, group in by_collection.items():
+            route = self.routes.get(collection)
+            try:
+                if route is None:
+                    raise ModeltapError(f"no route for collection {collection!r}")
+                parts: dict[str, list[Record]] = {}
+                for r in group:
+                    parts.setdefault(partition(self.rolling_rate, r.time), []).append(r)
+                for part, members in parts.items():
+                    lines = encode_lines(members, route.source)
+                    pending = self._pending.get((collection, part))
+                    if pending is None:
+                        pending = self._pending[(collection, part)] = _Pending()
+                    pending.chunks.extend(lines)
+                    pending.nbytes += sum(map(len, lines))
+                    pending.records += len(members)
+            except Exception as exc:  # bad data must not stop the writer
+                log.exception("modeltap: could not encode %d records of %r", len(group), collection)
+                self._settle_dropped(len(group), exc)
+
+    def _commit(self) -> None:
+        instance = self.writer_id.next()
+        for key in list(self._pending):
+            collection, part = key
+            pending = self._pending[key]
+            route = self.routes[collection]
+            path = f"{route.prefix}/{part}/{instance}.jsonl"
+            data = b"".join(pending.chunks)
+            started = time.monotonic()
+            try:
+                route.storage.put(path, data)
+            except Exception as exc:
+                self.counters.storage_errors += 1
+                delay = _RETRY_DELAYS[min(self._failures, len(_RETRY_DELAYS) - 1)]
+                self._failures += 1
+                self._retry_at = time.monotonic() + delay
+                log.warning("modeltap: commit of %s failed (%s); retrying in %.1fs", path, exc, delay)
+                return
+            self._failures = 0
+            log.debug("committed %s: %d records in %.1f ms", path, pending.records,
+                      (time.monotonic() - started) * 1000)
+            del self._pending[key]
+            c = self.counters
+            c.bytes_written += len(data)
+            c.objects_written += 1
+            c.lines_written += len(pending.chunks)
+            with self._cond:
+                c.written += pending.records
+                self._settled += pending.records
+                self._cond.notify_all()
+        self._last_commit = time.monotonic()
+
+    def _settle_dropped(self, count: int, exc: BaseException) -> None:
+        with self._cond:
+            self.counters.dropped += count
+            self._settled += count
+            self._cond.notify_all()
+        self._report_drop(count, exc)

@@ -1,0 +1,165 @@
+"""The Record: one collected event, and its JSON line (SPEC R4.2).
+
+A record is made on the request path with as little work as possible; its data is
+serialized later, on the writer thread, in batches (see `encode_lines`).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from modeltap.version import __version__ as _version
+
+__all__ = ["AGENT", "FRAME", "JSON", "Record", "encode_lines", "format_time"]
+
+AGENT = f"modeltap/{_version}"
+
+# Record kinds: how `data` is held until it is written.
+FRAME = "frame"  # a snapshot of a table (pandas/pyarrow/polars), serialized as row objects
+JSON = "json"  # bytes that already are one JSON value
+
+
+class Record:
+    """One collected event. Plain slots class: it is made once per collect() call."""
+
+    __slots__ = (
+        "agent",
+        "collect_data_type",
+        "collection",
+        "content_type",
+        "correlation_id",
+        "data",
+        "extra",
+        "id",
+        "kind",
+        "model_version",
+        "time",
+        "xrequest_id",
+    )
+
+    def __init__(
+        self,
+        collection: str,
+        data: Any,
+        *,
+        kind: str = FRAME,
+        correlation_id: str,
+        xrequest_id: str | None = None,
+        time_: float | None = None,
+        collect_data_type: str | None = None,
+        model_version: str = "default",
+        agent: str = AGENT,
+        content_type: str = "application/json",
+        extra: dict[str, Any] | None = None,
+        id: str | None = None,  # noqa: A002
+    ):
+        self.collection = collection
+        self.data = data
+        self.kind = kind
+        self.correlation_id = correlation_id
+        self.xrequest_id = xrequest_id if xrequest_id is not None else correlation_id
+        self.time = time.time() if time_ is None else time_
+        self.collect_data_type = collect_data_type
+        self.model_version = model_version
+        self.agent = agent
+        self.content_type = content_type
+        self.extra = extra
+        self.id = id if id is not None else str(uuid.uuid4())
+
+    def __repr__(self) -> str:
+        return (f"Record(collection={self.collection!r}, kind={self.kind!r}, "
+                f"correlation_id={self.correlation_id!r}, id={self.id!r})")
+
+
+_last_second = -1
+_last_text = ""
+
+
+def format_time(epoch_seconds: float) -> str:
+    """UTC time as the source writes it: YYYY-MM-DDTHH:MM:SSZ."""
+    global _last_second, _last_text
+    second = int(epoch_seconds)
+    if second != _last_second:  # one strftime per second, not per record
+        _last_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        _last_second = second
+    return _last_text
+
+
+def _data_bytes(records: Sequence[Record]) -> list[bytes]:
+    out: list[bytes | None] = [None] * len(records)
+    frames = [i for i, r in enumerate(records) if r.kind == FRAME]
+    if frames:
+        from modeltap import tabular  # imports pandas; only the writer needs it
+
+        for i, data in zip(frames, tabular.encode_frames([records[i].data for i in frames]),
+                           strict=True):
+            out[i] = data
+    for i, r in enumerate(records):
+        if r.kind == JSON:
+            out[i] = r.data
+    if any(d is None for d in out):
+        kinds = sorted({r.kind for r in records} - {FRAME, JSON})
+        raise ValueError(f"unknown record kind(s): {kinds}")
+    return out  # type: ignore[return-value]
+
+
+def _merge_arrays(parts: list[bytes]) -> bytes:
+    inner = [p[1:-1] for p in parts if len(p) > 2]
+    return b"[" + b",".join(inner) + b"]"
+
+
+def encode_lines(records: Iterable[Record], source: str, *, merge: bool = True) -> list[bytes]:
+    """JSON lines (each ending in a newline) for records of ONE collection.
+
+    With merge, records sharing a correlation id whose data are row lists become one line
+    with their rows concatenated (R4.5); records with different ids are never merged.
+    """
+    records = list(records)
+    datas = _data_bytes(records)
+    groups: dict[str, list[int]] = {}
+    order: list[list[int]] = []
+    for i, r in enumerate(records):
+        if merge and r.kind == FRAME:
+            group = groups.get(r.correlation_id)
+            if group is not None:
+                group.append(i)
+                continue
+            groups[r.correlation_id] = group = [i]
+            order.append(group)
+        else:
+            order.append([i])
+    lines = []
+    for group in order:
+        first = records[group[0]]
+        data = datas[group[0]] if len(group) == 1 else _merge_arrays([datas[i] for i in group])
+        lines.append(_line(first, data, source))
+    return lines
+
+
+def _line(r: Record, data: bytes, source: str) -> bytes:
+    n = len(data)
+    obj: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": r.id,
+        "source": source,
+        "type": f"azureml.inference.{r.collection}",
+        "datacontenttype": r.content_type,
+        "time": format_time(r.time),
+        "data": orjson.Fragment(data),
+        "correlationid": r.correlation_id,
+        "xrequestid": r.xrequest_id,
+        "modelversion": r.model_version,
+    }
+    if r.collect_data_type is not None:
+        obj["collectdatatype"] = r.collect_data_type
+    obj["agent"] = r.agent
+    obj["contentrange"] = f"bytes 0-{max(n - 1, 0)}/{n}"
+    if r.extra:
+        obj.update(r.extra)
+    return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)

@@ -1,0 +1,180 @@
+"""The process's collection runtime: settings, storage routes and the pipeline.
+
+`configure()` sets it up; collectors find it here. Under `modeltap serve` it is
+configured from environment variables the server sets for every worker.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from modeltap.assets import Catalog
+from modeltap.config import (
+    DeploymentSettings,
+    WorkspaceSettings,
+    load_deployment,
+    load_workspace,
+    make_deployment,
+)
+from modeltap.errors import CollectionDisabledError, ConfigError
+from modeltap.pipeline import Pipeline, Route
+from modeltap.storage.base import Storage
+from modeltap.storage.registry import open_datastore
+
+__all__ = ["ENV_DEPLOYMENT", "ENV_WORKSPACE", "Runtime", "configure", "current", "default_workspace",
+           "flush", "shutdown", "stats"]
+
+log = logging.getLogger(__name__)
+
+ENV_WORKSPACE = "MODELTAP_WORKSPACE"
+ENV_DEPLOYMENT = "MODELTAP_DEPLOYMENT_FILE"
+DEFAULT_WORKSPACE = "modeltap-workspace"
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+_atexit_registered = False
+
+
+def default_workspace() -> Path:
+    return Path(os.environ.get(ENV_WORKSPACE) or DEFAULT_WORKSPACE).resolve()
+
+
+class Runtime:
+    def __init__(self, deployment: DeploymentSettings, workspace: WorkspaceSettings):
+        self.deployment = deployment
+        self.workspace = workspace
+        self._drop_listeners: list[Callable[[int, BaseException], None]] = []
+        stores: dict[str, Storage] = {}
+        routes: dict[str, Route] = {}
+        catalog = Catalog(workspace.root)
+        for name, coll in deployment.collections.items():
+            if coll.datastore not in stores:
+                stores[coll.datastore] = open_datastore(
+                    coll.datastore, workspace.datastores[coll.datastore], workspace.root)
+            routes[name] = Route(stores[coll.datastore], coll.path, deployment.source)
+            catalog.register(Catalog.make(coll.asset_name, coll.asset_version, deployment.endpoint,
+                                          deployment.deployment, name, coll.datastore, coll.path))
+        self.stores = stores
+        self.pipeline = Pipeline(routes, deployment.pipeline, deployment.rolling_rate,
+                                 on_drop=self._dropped)
+
+    def _dropped(self, count: int, exc: BaseException) -> None:
+        for listener in list(self._drop_listeners):
+            listener(count, exc)
+
+    def add_drop_listener(self, listener: Callable[[int, BaseException], None]) -> None:
+        self._drop_listeners.append(listener)
+
+    def collection_enabled(self, name: str) -> bool:
+        return name in self.deployment.collections
+
+    def location(self, collection: str) -> str:
+        """Where a collection's files land, for people to read."""
+        coll = self.deployment.collections[collection]
+        return self.stores[coll.datastore].url(coll.path)
+
+
+def configure(
+    deployment_file: str | os.PathLike[str] | None = None,
+    workspace: str | os.PathLike[str] | None = None,
+    *,
+    endpoint: str | None = None,
+    deployment: str | None = None,
+    collections: list[str] | dict[str, dict[str, Any]] | None = None,
+    rolling_rate: str = "Hour",
+    sampling_rate: float = 1.0,
+    model_version: str = "default",
+    **pipeline: Any,
+) -> Runtime:
+    """Set up collection in this process (replacing any earlier setup, which is flushed).
+
+    Either from a deployment file in the source platform's shape::
+
+        modeltap.configure(deployment_file="deployment.yml", workspace="ws")
+
+    or from keywords::
+
+        modeltap.configure(workspace="ws", endpoint="my_endpoint", deployment="blue",
+                           collections=["model_inputs", "model_outputs"],
+                           flush_interval=1.0, overflow="block")
+
+    Pipeline keywords: flush_interval, batch_window, batch_records, buffer_records,
+    buffer_bytes, object_bytes, overflow ("block" | "drop" | "raise"), block_timeout.
+    """
+    global _runtime, _atexit_registered
+    ws = load_workspace(workspace if workspace is not None else default_workspace())
+    if deployment_file is not None:
+        if endpoint or deployment or collections:
+            raise ConfigError("give either deployment_file or endpoint/deployment/collections, "
+                              "not both", field="configure")
+        settings = load_deployment(deployment_file, ws)
+        if pipeline:
+            from dataclasses import replace
+
+            from modeltap.config import _pipeline
+
+            merged = {**settings.pipeline.__dict__, **pipeline}
+            settings = replace(settings, pipeline=_pipeline(merged, None))
+    else:
+        if not endpoint or not deployment or collections is None:
+            raise ConfigError("needs deployment_file, or endpoint, deployment and collections",
+                              field="configure")
+        settings = make_deployment(endpoint=endpoint, deployment=deployment,
+                                   collections=collections, rolling_rate=rolling_rate,
+                                   sampling_rate=sampling_rate, model_version=model_version,
+                                   pipeline=pipeline, datastores=set(ws.datastores))
+    runtime = Runtime(settings, ws)
+    with _lock:
+        old, _runtime = _runtime, runtime
+        if not _atexit_registered:
+            atexit.register(shutdown)
+            _atexit_registered = True
+    if old is not None:
+        old.pipeline.close()
+    return runtime
+
+
+def current() -> Runtime:
+    """The configured runtime; configures from the environment when serve set it up."""
+    runtime = _runtime
+    if runtime is not None:
+        return runtime
+    file = os.environ.get(ENV_DEPLOYMENT)
+    if file:
+        with _lock:
+            if _runtime is not None:
+                return _runtime
+        return configure(file, os.environ.get(ENV_WORKSPACE) or None)
+    raise CollectionDisabledError(
+        "collection is not configured: call modeltap.configure(deployment_file=..., "
+        "workspace=...) or run the script with `modeltap serve -f deployment.yml`")
+
+
+def flush(timeout: float | None = 30.0) -> bool:
+    """Write everything collected so far. True when it all landed within timeout."""
+    runtime = _runtime
+    return True if runtime is None else runtime.pipeline.flush(timeout)
+
+
+def shutdown(timeout: float = 30.0) -> bool:
+    """Flush and stop collection. Collectors report CollectionDisabledError afterwards."""
+    global _runtime
+    with _lock:
+        runtime, _runtime = _runtime, None
+    return True if runtime is None else runtime.pipeline.close(timeout)
+
+
+def stats() -> dict[str, int]:
+    """Counters of the current runtime: accepted, written, dropped, sampled_out, ..."""
+    runtime = _runtime
+    if runtime is None:
+        return {}
+    counts = runtime.pipeline.counters.snapshot()
+    counts["buffered"] = runtime.pipeline.buffered()
+    return counts

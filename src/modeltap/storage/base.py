@@ -1,0 +1,47 @@
+"""The storage contract: whole objects in, whole objects out.
+
+Objects are written whole and become visible only when complete, so a reader never
+sees half a line and a local folder behaves like an object store.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+__all__ = ["ObjectInfo", "Storage"]
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    path: str  # relative to the datastore root, "/"-separated
+    size: int
+
+
+class Storage(ABC):
+    """One datastore. Paths are relative, "/"-separated, and never contain "..".
+
+    Errors are raised as modeltap.errors.StorageError naming the path.
+    """
+
+    name: str
+
+    @abstractmethod
+    def put(self, path: str, data: bytes) -> None:
+        """Write the whole object at path; it is visible only once complete."""
+
+    @abstractmethod
+    def get(self, path: str) -> bytes:
+        """The whole object at path."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Objects whose path starts with prefix (a folder, "" for all), in path order."""
+
+    def url(self, path: str) -> str:
+        """A location for path that a person or another tool can use."""
+        return path
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

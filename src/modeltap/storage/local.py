@@ -1,0 +1,63 @@
+"""A folder on local disk as a datastore (the embedded default)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from modeltap.errors import StorageError
+from modeltap.storage.base import ObjectInfo, Storage
+
+__all__ = ["LocalStorage"]
+
+
+class LocalStorage(Storage):
+    def __init__(self, root: str | os.PathLike[str], name: str = "local"):
+        self.root = Path(root).resolve()
+        self.name = name
+
+    def _path(self, path: str) -> Path:
+        parts = [p for p in path.split("/") if p]
+        if any(p in (".", "..") or "\\" in p or "\x00" in p for p in parts):
+            raise StorageError("path escapes the datastore root", path=path)
+        return self.root.joinpath(*parts)
+
+    def put(self, path: str, data: bytes) -> None:
+        target = self._path(path)
+        # Temporary name then rename: readers see the whole object or nothing.
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(f"write failed: {exc.strerror or exc}", path=str(target)) from exc
+
+    def get(self, path: str) -> bytes:
+        target = self._path(path)
+        try:
+            return target.read_bytes()
+        except OSError as exc:
+            raise StorageError(f"read failed: {exc.strerror or exc}", path=str(target)) from exc
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        base = self._path(prefix)
+        if not base.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            for filename in sorted(filenames):
+                if filename.startswith(".") and filename.endswith(".tmp"):
+                    continue  # an object still being written
+                full = Path(dirpath, filename)
+                rel = full.relative_to(self.root).as_posix()
+                yield ObjectInfo(rel, full.stat().st_size)
+
+    def url(self, path: str) -> str:
+        return str(self._path(path))

@@ -1,0 +1,127 @@
+"""Tables in, row objects out: snapshots on the request path, JSON on the writer.
+
+Accepted: pandas DataFrames, and (R1.4 Beyond) pyarrow Tables and polars DataFrames,
+each recorded with its own `collectdatatype`. Libraries are looked up in
+`sys.modules`, never imported here: if the caller holds such a table, its library
+is already loaded.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+__all__ = ["PANDAS_TYPE", "encode_frames", "snapshot"]
+
+PANDAS_TYPE = "pandas.core.frame.DataFrame"
+PYARROW_TYPE = "pyarrow.lib.Table"
+POLARS_TYPE = "polars.dataframe.frame.DataFrame"
+
+_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+_pandas_cow: bool | None = None
+
+
+def _copy_on_write(pd: Any) -> bool:
+    # Under copy-on-write (default from pandas 3) a shallow copy is a true snapshot:
+    # any later change to the caller's frame copies the changed column first.
+    global _pandas_cow
+    if _pandas_cow is None:
+        major = int(pd.__version__.split(".")[0])
+        _pandas_cow = major >= 3 or bool(pd.options.mode.copy_on_write is True)
+    return _pandas_cow
+
+
+def snapshot(obj: Any) -> tuple[Any, str]:
+    """A copy of `obj` that later changes by the caller cannot reach, and its data type.
+
+    Raises TypeError naming the type for anything that is not a supported table.
+    """
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(obj, pd.DataFrame):
+        if not obj.columns.is_unique:
+            dupes = sorted({str(c) for c in obj.columns[obj.columns.duplicated()]})
+            raise ValueError(f"DataFrame columns must be unique to be collected; repeated: {dupes}")
+        return obj.copy(deep=not _copy_on_write(pd)), PANDAS_TYPE
+    pa = sys.modules.get("pyarrow")
+    if pa is not None and isinstance(obj, pa.Table):
+        return obj, PYARROW_TYPE  # immutable
+    pl = sys.modules.get("polars")
+    if pl is not None and isinstance(obj, pl.DataFrame):
+        return obj.clone(), POLARS_TYPE
+    kind = type(obj)
+    raise TypeError(
+        f"collect() takes a pandas DataFrame (or a pyarrow Table or polars DataFrame), "
+        f"got {kind.__module__}.{kind.__qualname__}"
+    )
+
+
+def _default(value: Any) -> Any:
+    """JSON for what orjson does not know: pandas/numpy scalars, missing values, decimals."""
+    pd = sys.modules.get("pandas")
+    if pd is not None:
+        if value is pd.NaT or value is pd.NA:
+            return None
+        if isinstance(value, pd.Timedelta):
+            return value.isoformat()
+    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        return item()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_default, option=_OPTS)
+
+
+def _pandas_rows(frames: Sequence[Any]) -> list[bytes]:
+    import pandas as pd
+
+    cols = list(frames[0].columns)
+    # One concat and one conversion for a whole group of same-schema frames: pandas'
+    # per-call overhead is paid once per group rather than once per record.
+    big = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    rows = big.to_numpy(dtype=object).tolist()
+    out = []
+    start = 0
+    for frame in frames:
+        end = start + len(frame)
+        out.append(dumps([dict(zip(cols, row, strict=True)) for row in rows[start:end]]))
+        start = end
+    return out
+
+
+def _schema(frame: Any) -> tuple[Any, ...]:
+    return (tuple(frame.columns), tuple(map(str, frame.dtypes)))
+
+
+def encode_frames(snapshots: Sequence[Any]) -> list[bytes]:
+    """Serialize snapshots to JSON arrays of row objects, in order."""
+    out: list[bytes | None] = [None] * len(snapshots)
+    pandas_groups: dict[tuple[Any, ...], list[int]] = {}
+    pd = sys.modules.get("pandas")
+    for i, snap in enumerate(snapshots):
+        if pd is not None and isinstance(snap, pd.DataFrame):
+            pandas_groups.setdefault(_schema(snap), []).append(i)
+        elif hasattr(snap, "to_pylist"):  # pyarrow.Table
+            out[i] = dumps(snap.to_pylist())
+        elif hasattr(snap, "to_dicts"):  # polars.DataFrame
+            out[i] = dumps(snap.to_dicts())
+        else:
+            raise TypeError(f"cannot serialize {type(snap).__qualname__}")
+    for indexes in pandas_groups.values():
+        for i, data in zip(indexes, _pandas_rows([snapshots[i] for i in indexes]), strict=True):
+            out[i] = data
+    return out  # type: ignore[return-value]
