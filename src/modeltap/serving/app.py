@@ -1,0 +1,118 @@
+"""The scoring server's ASGI app: `GET /` health, `POST /score` -> run(body).
+
+Each request gets an id: the caller's `x-request-id` header, else a new UUID. It is
+echoed in the response header and is the correlation id of every record collected
+while the request runs, so inputs and outputs join without any code in score.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+import modeltap
+from modeltap import runtime
+from modeltap.context import current_request_id
+from modeltap.serving.scoring import ScoreScript
+from modeltap.tabular import dumps
+
+__all__ = ["REQUEST_ID_HEADER", "create_app"]
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "x-request-id"
+ENV_SCRIPT = "MODELTAP_SCORING_SCRIPT"
+ENV_MODEL_DIR = "MODELTAP_MODEL_DIR"
+
+
+def _request_id(request: Request) -> str:
+    given = request.headers.get(REQUEST_ID_HEADER, "").strip()
+    # Ids become JSON values and headers: keep them printable and bounded.
+    if given and len(given) <= 200 and given.isprintable():
+        return given
+    return str(uuid.uuid4())
+
+
+def _run_with_id(script: ScoreScript, request_id: str, body: str) -> Any:
+    token = current_request_id.set(request_id)
+    try:
+        return script.run(body)
+    finally:
+        current_request_id.reset(token)
+
+
+def _to_response(result: Any, request_id: str) -> Response:
+    headers = {REQUEST_ID_HEADER: request_id}
+    if isinstance(result, Response):
+        result.headers[REQUEST_ID_HEADER] = request_id
+        return result
+    if isinstance(result, bytes | bytearray):
+        return Response(bytes(result), media_type="application/octet-stream", headers=headers)
+    return Response(dumps(result), media_type="application/json", headers=headers)
+
+
+def create_app(script: ScoreScript | None = None, *, configure: bool = True) -> Starlette:
+    """The app for one worker process; settings come from the environment `serve` sets."""
+    if script is None:
+        path = os.environ.get(ENV_SCRIPT)
+        if not path:
+            raise RuntimeError(f"{ENV_SCRIPT} is not set: start the server with `modeltap serve`")
+        script = ScoreScript(path, os.environ.get(ENV_MODEL_DIR) or None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if configure and os.environ.get(runtime.ENV_DEPLOYMENT):
+            runtime.current()  # configure collection before init() makes collectors
+        script.load()
+        log.info("modeltap: score script %s ready (pid %d)", script.path, os.getpid())
+        try:
+            yield
+        finally:
+            if configure:
+                modeltap.shutdown()
+
+    async def health(request: Request) -> Response:
+        return PlainTextResponse("Healthy")
+
+    async def score(request: Request) -> Response:
+        request_id = _request_id(request)
+        raw = await request.body()
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return JSONResponse({"error": "request body is not UTF-8 text"}, 400,
+                                headers={REQUEST_ID_HEADER: request_id})
+        try:
+            if script.run_is_async:
+                token = current_request_id.set(request_id)
+                try:
+                    result = await script.run(body)
+                finally:
+                    current_request_id.reset(token)
+            else:
+                result = await run_in_threadpool(_run_with_id, script, request_id, body)
+        except Exception as exc:
+            log.exception("run() failed for request %s", request_id)
+            return Response(orjson.dumps({"error": f"{type(exc).__name__}: {exc}"}), 500,
+                            media_type="application/json", headers={REQUEST_ID_HEADER: request_id})
+        return _to_response(result, request_id)
+
+    return Starlette(
+        routes=[
+            Route("/", health, methods=["GET"]),
+            Route("/score", health, methods=["GET"]),
+            Route("/score", score, methods=["POST"]),
+        ],
+        lifespan=lifespan,
+    )

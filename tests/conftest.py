@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import modeltap
+from modeltap import collector, runtime
+
+
+@pytest.fixture(autouse=True)
+def fresh_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts unconfigured, with no collectors declared."""
+    monkeypatch.delenv(runtime.ENV_DEPLOYMENT, raising=False)
+    monkeypatch.delenv(runtime.ENV_WORKSPACE, raising=False)
+    modeltap.shutdown()
+    collector._reset_for_tests()
+    yield
+    modeltap.shutdown()
+    collector._reset_for_tests()
+
+
+def read_lines(root: Path, collection: str | None = None) -> list[dict[str, Any]]:
+    """Every JSON line under root (optionally only one collection's), in path order."""
+    lines = []
+    for f in sorted(root.rglob("*.jsonl")):
+        if collection is None or f"/{collection}/" in f.as_posix():
+            lines.extend(json.loads(line) for line in f.read_text().splitlines())
+    return lines
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    return tmp_path / "ws"
+
+
+def store_root(workspace: Path) -> Path:
+    return workspace / "datastores" / "workspaceblobstore"
