@@ -1,9 +1,9 @@
 """modeltap: capture what your models see and say in production.
 
-    from modeltap import Collector, BasicCorrelationContext
+from modeltap import Collector, BasicCorrelationContext
 
-    inputs = Collector(name="model_inputs")
-    ctx = inputs.collect(input_df)
+inputs = Collector(name="model_inputs")
+ctx = inputs.collect(input_df)
 """
 
 from modeltap.collector import Collector

@@ -69,11 +69,21 @@ class Catalog:
         """Add the asset, or refresh it when name:version already exists."""
         with self._db() as db:
             db.execute(
-                "INSERT INTO assets VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(name, version) DO UPDATE "
-                "SET endpoint=excluded.endpoint, deployment=excluded.deployment, "
+                "INSERT INTO assets VALUES (?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(name, version) DO UPDATE SET endpoint=excluded.endpoint, "
+                "deployment=excluded.deployment, "
                 "collection=excluded.collection, datastore=excluded.datastore, path=excluded.path",
-                (asset.name, asset.version, asset.type, asset.endpoint, asset.deployment,
-                 asset.collection, asset.datastore, asset.path, asset.created),
+                (
+                    asset.name,
+                    asset.version,
+                    asset.type,
+                    asset.endpoint,
+                    asset.deployment,
+                    asset.collection,
+                    asset.datastore,
+                    asset.path,
+                    asset.created,
+                ),
             )
 
     def list(self) -> list[Asset]:
@@ -87,11 +97,33 @@ class Catalog:
         found = [a for a in self.list() if a.name == name and version in (None, a.version)]
         if not found:
             return None
-        return max(found, key=lambda a: (a.version.isdigit(), int(a.version)
-                                         if a.version.isdigit() else 0, a.version))
+        return max(
+            found,
+            key=lambda a: (
+                a.version.isdigit(),
+                int(a.version) if a.version.isdigit() else 0,
+                a.version,
+            ),
+        )
 
     @staticmethod
-    def make(name: str, version: str, endpoint: str, deployment: str, collection: str,
-             datastore: str, path: str) -> Asset:
-        return Asset(name, version, "uri_folder", endpoint, deployment, collection, datastore,
-                     path, time.time())
+    def make(
+        name: str,
+        version: str,
+        endpoint: str,
+        deployment: str,
+        collection: str,
+        datastore: str,
+        path: str,
+    ) -> Asset:
+        return Asset(
+            name,
+            version,
+            "uri_folder",
+            endpoint,
+            deployment,
+            collection,
+            datastore,
+            path,
+            time.time(),
+        )

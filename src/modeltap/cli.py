@@ -40,20 +40,43 @@ def main() -> None:
 
 
 @main.command()
-@click.option("-f", "--file", "deployment_file", required=True,
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="Deployment YAML, in the source platform's shape.")
+@click.option(
+    "-f",
+    "--file",
+    "deployment_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Deployment YAML, in the source platform's shape.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=5001, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--workspace", type=click.Path(file_okay=False, path_type=Path),
-              help="Workspace folder [default: $MODELTAP_WORKSPACE, else ./modeltap-workspace].")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Scoring processes; each has its own writer and instance ids.")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Workspace folder [default: $MODELTAP_WORKSPACE, else ./modeltap-workspace].",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Scoring processes; each has its own writer and instance ids.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
 @_friendly_errors
-def serve(deployment_file: Path, host: str, port: int, workspace: Path | None, workers: int,
-          log_level: str) -> None:
+def serve(
+    deployment_file: Path,
+    host: str,
+    port: int,
+    workspace: Path | None,
+    workers: int,
+    log_level: str,
+) -> None:
     """Serve a score.py and collect its model data.
 
     \b
@@ -71,8 +94,11 @@ def serve(deployment_file: Path, host: str, port: int, workspace: Path | None, w
     ws = load_workspace(workspace if workspace is not None else runtime.default_workspace())
     settings = load_deployment(deployment_file, ws)
     if settings.code_dir is None or settings.scoring_script is None:
-        raise ConfigError("needs code and scoring_script to serve", field="code_configuration",
-                          source=str(settings.file))
+        raise ConfigError(
+            "needs code and scoring_script to serve",
+            field="code_configuration",
+            source=str(settings.file),
+        )
     for note in settings.notes:
         click.echo(f"modeltap: note: {note}", err=True)
     os.environ[runtime.ENV_DEPLOYMENT] = str(settings.file)
@@ -81,16 +107,26 @@ def serve(deployment_file: Path, host: str, port: int, workspace: Path | None, w
     if settings.model_dir is not None:
         os.environ[ENV_MODEL_DIR] = str(settings.model_dir)
     names = ", ".join(sorted(settings.collections)) or "nothing (no collection enabled)"
-    click.echo(f"modeltap: serving {settings.endpoint}/{settings.deployment} on "
-               f"http://{host}:{port} with {workers} worker(s); collecting {names} "
-               f"into workspace {ws.root}", err=True)
+    click.echo(
+        f"modeltap: serving {settings.endpoint}/{settings.deployment} on "
+        f"http://{host}:{port} with {workers} worker(s); collecting {names} "
+        f"into workspace {ws.root}",
+        err=True,
+    )
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(name)s: %(message)s")
     # uvicorn shuts down gracefully (collection flushes in the app's lifespan), then re-raises
     # the signal it caught to the handler found at start: make that a clean exit 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)
-    uvicorn.run("modeltap.serving.app:create_app", factory=True, host=host, port=port,
-                workers=workers, log_level=log_level, timeout_graceful_shutdown=10)
+    uvicorn.run(
+        "modeltap.serving.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        timeout_graceful_shutdown=10,
+    )
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

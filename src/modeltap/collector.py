@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from modeltap import runtime, sampling, tabular
 from modeltap.context import BasicCorrelationContext, CorrelationContext, current_request_id
-from modeltap.errors import CollectionDisabledError, CollectorLimitError
+from modeltap.errors import BufferFullError, CollectionDisabledError, CollectorLimitError
 from modeltap.layout import validate_name
 from modeltap.record import FRAME, Record
 
@@ -30,7 +31,8 @@ def _declare(name: str) -> None:
         if len(_names) >= MAX_COLLECTORS:
             raise CollectorLimitError(
                 f"cannot declare collector {name!r}: a process may declare at most "
-                f"{MAX_COLLECTORS} collectors (already: {', '.join(sorted(_names))})")
+                f"{MAX_COLLECTORS} collectors (already: {', '.join(sorted(_names))})"
+            )
         _names.add(name)
 
 
@@ -45,8 +47,9 @@ class Collector:
     wrong type, full buffer) is passed to on_error instead.
     """
 
-    def __init__(self, *, name: str, on_error: Callable[[Exception], Any] | None = None,
-                 **_ignored: Any):
+    def __init__(
+        self, *, name: str, on_error: Callable[[Exception], Any] | None = None, **_ignored: Any
+    ):
         self.name = validate_name(name, "Collector name")
         self.on_error = on_error
         _declare(self.name)
@@ -71,16 +74,30 @@ class Collector:
                     f"collection {self.name!r} is not enabled in deployment "
                     f"{rt.deployment.endpoint}/{rt.deployment.deployment}; enabled: "
                     f"{', '.join(sorted(rt.deployment.collections)) or 'none'} "
-                    f"(set data_collector.collections.{self.name}.enabled: true)")
+                    f"(set data_collector.collections.{self.name}.enabled: true)"
+                )
             cid = ctx.get_id()
             if not sampling.keep(cid, rt.deployment.sampling_rate):
                 rt.pipeline.count_sampled_out()
                 return ctx
             rows, cols = _shape(snap)
-            record = Record(self.name, snap, kind=FRAME, correlation_id=cid,
-                            collect_data_type=data_type,
-                            model_version=rt.deployment.model_version)
+            record = Record(
+                self.name,
+                snap,
+                kind=FRAME,
+                correlation_id=cid,
+                collect_data_type=data_type,
+                model_version=rt.deployment.model_version,
+            )
             rt.pipeline.submit(record, 64 + rows * max(cols, 1) * 16)
+        except BufferFullError as exc:
+            # Counted by the pipeline. Raised into run() only when the user chose "raise".
+            if self.on_error is not None:
+                self.on_error(exc)
+            elif runtime.current().deployment.pipeline.overflow == "raise":
+                raise
+            else:
+                _warn_drop(exc)
         except Exception as exc:
             if self.on_error is None:
                 raise
@@ -89,6 +106,17 @@ class Collector:
 
     def __repr__(self) -> str:
         return f"Collector(name={self.name!r})"
+
+
+_last_drop_warning = 0.0
+
+
+def _warn_drop(exc: Exception) -> None:
+    global _last_drop_warning
+    now = time.monotonic()
+    if now - _last_drop_warning >= 10:  # at most one line per 10 s under overload
+        _last_drop_warning = now
+        log.warning("modeltap: %s (see modeltap.stats()['dropped'])", exc)
 
 
 def _shape(snap: Any) -> tuple[int, int]:

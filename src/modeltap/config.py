@@ -8,6 +8,7 @@ reported as notes.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,13 +41,36 @@ _FALSE = {"false"}
 
 # Top-level fields of the source's deployment file that have no local meaning.
 _IGNORED_TOP = {
-    "$schema", "description", "tags", "environment", "environment_variables",
-    "instance_type", "instance_count", "scale_settings", "request_settings",
-    "liveness_probe", "readiness_probe", "app_insights_enabled", "egress_public_network_access",
-    "type", "properties", "data_collector", "code_configuration", "model", "name",
-    "endpoint_name", "model_mount_path", "with_package",
+    "$schema",
+    "description",
+    "tags",
+    "environment",
+    "environment_variables",
+    "instance_type",
+    "instance_count",
+    "scale_settings",
+    "request_settings",
+    "liveness_probe",
+    "readiness_probe",
+    "app_insights_enabled",
+    "egress_public_network_access",
+    "type",
+    "properties",
+    "data_collector",
+    "code_configuration",
+    "model",
+    "name",
+    "endpoint_name",
+    "model_mount_path",
+    "with_package",
 }
-_DATA_COLLECTOR_KEYS = {"collections", "rolling_rate", "sampling_rate", "request_logging", "modeltap"}
+_DATA_COLLECTOR_KEYS = {
+    "collections",
+    "rolling_rate",
+    "sampling_rate",
+    "request_logging",
+    "modeltap",
+}
 _COLLECTION_KEYS = {"enabled", "data", "client_id"}
 
 
@@ -114,7 +138,8 @@ def _check_keys(obj: dict[str, Any], allowed: set[str], where: str, src: str | N
         if key not in allowed:
             raise ConfigError(
                 f"unknown key{_suggest(str(key), allowed)}; allowed: {', '.join(sorted(allowed))}",
-                field=f"{where}.{key}", source=src,
+                field=f"{where}.{key}",
+                source=src,
             )
 
 
@@ -132,19 +157,26 @@ def parse_bool(value: Any, where: str, src: str | None = None) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
-    raise ConfigError(f"{value!r} is not a boolean; allowed: true, false, 'True', 'False'",
-                      field=where, source=src)
+    raise ConfigError(
+        f"{value!r} is not a boolean; allowed: true, false, 'True', 'False'",
+        field=where,
+        source=src,
+    )
 
 
-def parse_sampling_rate(value: Any, where: str = "data_collector.sampling_rate",
-                        src: str | None = None) -> float:
+def parse_sampling_rate(
+    value: Any, where: str = "data_collector.sampling_rate", src: str | None = None
+) -> float:
     try:
         rate = float(value)
     except (TypeError, ValueError):
         rate = float("nan")
     if isinstance(value, bool) or not 0.0 <= rate <= 1.0:
-        raise ConfigError(f"{value!r} is not a fraction; allowed: a number from 0.0 to 1.0",
-                          field=where, source=src)
+        raise ConfigError(
+            f"{value!r} is not a fraction; allowed: a number from 0.0 to 1.0",
+            field=where,
+            source=src,
+        )
     return rate
 
 
@@ -155,21 +187,24 @@ _URI = re.compile(
 )
 
 
-def parse_datastore_uri(uri: str, where: str = "data.path",
-                        src: str | None = None) -> tuple[str, str]:
+def parse_datastore_uri(
+    uri: str, where: str = "data.path", src: str | None = None
+) -> tuple[str, str]:
     """(datastore, path) from azureml://datastores/<ds>/paths/<p> (workspace part ignored)."""
     match = _URI.match(uri.strip()) if isinstance(uri, str) else None
     if not match:
         raise ConfigError(
             f"{uri!r} is not a datastore URI; allowed: azureml://datastores/<datastore>/paths/<path>"
             " (optionally azureml://subscriptions/.../workspaces/<ws>/datastores/...)",
-            field=where, source=src,
+            field=where,
+            source=src,
         )
     path = match["path"].strip("/")
     for part in path.split("/"):
         if part in ("", ".", ".."):
-            raise ConfigError(f"{uri!r} has an empty, '.' or '..' path segment",
-                              field=where, source=src)
+            raise ConfigError(
+                f"{uri!r} has an empty, '.' or '..' path segment", field=where, source=src
+            )
     return match["ds"], path
 
 
@@ -182,8 +217,11 @@ def _pipeline(raw: dict[str, Any], src: str | None) -> PipelineSettings:
         where = f"data_collector.modeltap.{key}"
         if key == "overflow":
             if value not in OVERFLOW_POLICIES:
-                raise ConfigError(f"{value!r} is not an overflow policy; allowed: "
-                                  f"{', '.join(OVERFLOW_POLICIES)}", field=where, source=src)
+                raise ConfigError(
+                    f"{value!r} is not an overflow policy; allowed: {', '.join(OVERFLOW_POLICIES)}",
+                    field=where,
+                    source=src,
+                )
             values[key] = value
             continue
         kind = type(getattr(defaults, key))
@@ -192,8 +230,9 @@ def _pipeline(raw: dict[str, Any], src: str | None) -> PipelineSettings:
         except (TypeError, ValueError):
             number = -1
         if isinstance(value, bool) or number <= 0:
-            raise ConfigError(f"{value!r} is not allowed; use a positive {kind.__name__}",
-                              field=where, source=src)
+            raise ConfigError(
+                f"{value!r} is not allowed; use a positive {kind.__name__}", field=where, source=src
+            )
         values[key] = number
     return PipelineSettings(**values)
 
@@ -215,8 +254,11 @@ def make_deployment(
     """Validated settings from plain values (the YAML loader and configure() both use it)."""
     endpoint = validate_name(endpoint, "endpoint_name")
     deployment = validate_name(deployment, "name")
-    rate = RollingRate.parse(rolling_rate) if not isinstance(rolling_rate, RollingRate) \
+    rate = (
+        RollingRate.parse(rolling_rate)
+        if not isinstance(rolling_rate, RollingRate)
         else rolling_rate
+    )
     if isinstance(collections, list | tuple):
         collections = {name: {"enabled": True} for name in collections}
     known = datastores if datastores is not None else {DEFAULT_DATASTORE}
@@ -239,14 +281,16 @@ def make_deployment(
             raise ConfigError(
                 f"unknown datastore {datastore!r}{_suggest(datastore, known)}; "
                 f"defined: {', '.join(sorted(known))} (add it to the workspace file)",
-                field=f"{where}.data.path", source=src,
+                field=f"{where}.data.path",
+                source=src,
             )
         asset = str(data.get("name") or f"{endpoint}-{deployment}-{name}")
         validate_name(asset, f"{where}.data.name")
         version = str(data.get("version", 1))
         validate_name(version, f"{where}.data.version")
-        result[name] = CollectionSettings(name, datastore, path, asset, version,
-                                          name in PAYLOAD_COLLECTIONS)
+        result[name] = CollectionSettings(
+            name, datastore, path, asset, version, name in PAYLOAD_COLLECTIONS
+        )
     return DeploymentSettings(
         endpoint=endpoint,
         deployment=deployment,
@@ -287,8 +331,10 @@ def _model_dir(model: Any, base: Path, notes: list[str]) -> Path | None:
     if model is None:
         return None
     if isinstance(model, str) and model.startswith("azureml:"):
-        notes.append(f"model: {model!r} names a registered cloud model; "
-                     "AZUREML_MODEL_DIR is left unset (use a local path to serve a model folder)")
+        notes.append(
+            f"model: {model!r} names a registered cloud model; "
+            "AZUREML_MODEL_DIR is left unset (use a local path to serve a model folder)"
+        )
         return None
     path = (base / str(model)).resolve()
     if not path.exists():
@@ -296,15 +342,36 @@ def _model_dir(model: Any, base: Path, notes: list[str]) -> Path | None:
     return path
 
 
-def load_deployment(path: str | Path, workspace: WorkspaceSettings | None = None) -> DeploymentSettings:
+def load_deployment(
+    path: str | os.PathLike[str], workspace: WorkspaceSettings | None = None
+) -> DeploymentSettings:
     """Read and validate a deployment file in the source platform's shape (R2.1)."""
-    path = Path(path).resolve()
+    try:
+        return _load_deployment(Path(path).resolve(), workspace)
+    except ConfigError as exc:
+        if exc.source is None:  # name the file in every error
+            raise ConfigError(exc.message, field=exc.field, source=str(Path(path))) from None
+        raise
+
+
+def _load_deployment(path: Path, workspace: WorkspaceSettings | None) -> DeploymentSettings:
     src = str(path)
     raw = _read_yaml(path, "deployment file")
-    notes = [f"{key}: not used by a local deployment, ignored"
-             for key in raw if key in _IGNORED_TOP - {
-                 "data_collector", "code_configuration", "model", "name", "endpoint_name",
-                 "$schema", "environment_variables"}]
+    notes = [
+        f"{key}: not used by a local deployment, ignored"
+        for key in raw
+        if key
+        in _IGNORED_TOP
+        - {
+            "data_collector",
+            "code_configuration",
+            "model",
+            "name",
+            "endpoint_name",
+            "$schema",
+            "environment_variables",
+        }
+    ]
     for key in raw:
         if key not in _IGNORED_TOP:
             notes.append(f"{key}: unknown field, ignored{_suggest(str(key), _IGNORED_TOP)}")
@@ -320,19 +387,20 @@ def load_deployment(path: str | Path, workspace: WorkspaceSettings | None = None
     code_dir = (base / str(code["code"])).resolve() if code.get("code") else None
     script = code.get("scoring_script")
     if code_dir is not None and not code_dir.is_dir():
-        raise ConfigError(f"folder {str(code_dir)!r} does not exist",
-                          field="code_configuration.code", source=src)
+        raise ConfigError(
+            f"folder {str(code_dir)!r} does not exist", field="code_configuration.code", source=src
+        )
     if script is not None and code_dir is not None and not (code_dir / str(script)).is_file():
-        raise ConfigError(f"file {str(code_dir / str(script))!r} does not exist",
-                          field="code_configuration.scoring_script", source=src)
+        raise ConfigError(
+            f"file {str(code_dir / str(script))!r} does not exist",
+            field="code_configuration.scoring_script",
+            source=src,
+        )
     extra_pipeline = _mapping(dc.get("modeltap"), "data_collector.modeltap", src)
     model_version = extra_pipeline.pop("model_version", "default")
     source = extra_pipeline.pop("source", None)
     datastores = set(workspace.datastores) if workspace else None
-    try:
-        model_dir = _model_dir(raw.get("model"), base, notes)
-    except ConfigError as exc:
-        raise ConfigError(str(exc).split(": ", 1)[1], field="model", source=src) from None
+    model_dir = _model_dir(raw.get("model"), base, notes)
     return make_deployment(
         endpoint=str(raw["endpoint_name"]),
         deployment=str(raw["name"]),
@@ -355,7 +423,7 @@ def load_deployment(path: str | Path, workspace: WorkspaceSettings | None = None
 _DATASTORE_TYPES = ("local",)
 
 
-def load_workspace(root: str | Path) -> WorkspaceSettings:
+def load_workspace(root: str | os.PathLike[str]) -> WorkspaceSettings:
     """The workspace folder and its datastores (DIR/workspace.yml, optional)."""
     root = Path(root).resolve()
     default = DatastoreSettings("local", f"datastores/{DEFAULT_DATASTORE}")
@@ -371,12 +439,16 @@ def load_workspace(root: str | Path) -> WorkspaceSettings:
             spec = dict(_mapping(spec, where, src))
             kind = spec.pop("type", None)
             if kind not in _DATASTORE_TYPES:
-                raise ConfigError(f"{kind!r} is not a datastore type; allowed: "
-                                  f"{', '.join(_DATASTORE_TYPES)}", field=f"{where}.type", source=src)
+                raise ConfigError(
+                    f"{kind!r} is not a datastore type; allowed: {', '.join(_DATASTORE_TYPES)}",
+                    field=f"{where}.type",
+                    source=src,
+                )
             if kind == "local":
                 _check_keys(spec, {"path"}, where, src)
                 if not isinstance(spec.get("path"), str) or not spec["path"]:
-                    raise ConfigError("a local datastore needs a folder path",
-                                      field=f"{where}.path", source=src)
+                    raise ConfigError(
+                        "a local datastore needs a folder path", field=f"{where}.path", source=src
+                    )
             stores[str(name)] = DatastoreSettings(kind, str(spec.pop("path", "")), spec)
     return WorkspaceSettings(root, stores)

@@ -29,7 +29,7 @@ class BasicCorrelationContext(CorrelationContext):
 
     def __init__(
         self,
-        id: str | None = None,  # noqa: A002 - the source SDK's keyword
+        id: str | None = None,
         timestamp: int | None = None,
         headers: dict[str, str] | None = None,
     ):
@@ -69,4 +69,5 @@ class WrapperContext(BasicCorrelationContext):
 import contextvars  # noqa: E402
 
 current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "modeltap_request_id", default=None)
+    "modeltap_request_id", default=None
+)

@@ -33,6 +33,7 @@ class ConfigError(ModeltapError):
     """A configuration value is wrong. The message names the field."""
 
     def __init__(self, message: str, *, field: str | None = None, source: str | None = None):
+        self.message = message
         self.field = field
         self.source = source
         where = f"{source}: " if source else ""

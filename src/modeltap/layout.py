@@ -11,7 +11,7 @@ import os
 import re
 import uuid
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 
 from modeltap.errors import ConfigError
 
@@ -27,7 +27,7 @@ __all__ = [
 DEFAULT_ROOT = "modelDataCollector"
 
 
-class RollingRate(str, Enum):
+class RollingRate(StrEnum):
     MINUTE = "Minute"
     HOUR = "Hour"
     DAY = "Day"
@@ -40,8 +40,10 @@ class RollingRate(str, Enum):
             if rate.value.lower() == str(value).lower():
                 return rate
         allowed = ", ".join(r.value for r in cls)
-        raise ConfigError(f"unknown rolling rate {value!r}; allowed: {allowed}",
-                          field="data_collector.rolling_rate")
+        raise ConfigError(
+            f"unknown rolling rate {value!r}; allowed: {allowed}",
+            field="data_collector.rolling_rate",
+        )
 
 
 _FORMATS = {

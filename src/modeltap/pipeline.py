@@ -46,8 +46,16 @@ class Route:
 class Counters:
     """Monotonic counts; read them with `snapshot()`."""
 
-    FIELDS = ("accepted", "written", "dropped", "sampled_out", "bytes_written",
-              "objects_written", "storage_errors", "lines_written")
+    FIELDS = (
+        "accepted",
+        "written",
+        "dropped",
+        "sampled_out",
+        "bytes_written",
+        "objects_written",
+        "storage_errors",
+        "lines_written",
+    )
 
     def __init__(self) -> None:
         self.accepted = self.written = self.dropped = self.sampled_out = 0
@@ -98,22 +106,22 @@ class Pipeline:
     # -- request path -------------------------------------------------------------------
 
     def submit(self, record: Record, size: int = 1024) -> None:
-        """Queue a record. Raises BufferFullError (policy "raise"), or drops and reports."""
+        """Queue a record, or count it dropped and raise BufferFullError when there is no room
+        (at once under "drop" and "raise", after `block_timeout` under "block")."""
         s = self.settings
         with self._cond:
             if self._closed:
                 raise CollectionDisabledError("collection is shut down; record not accepted")
-            if len(self._queue) >= s.buffer_records or self._queued_bytes + size > s.buffer_bytes:
-                if not self._wait_for_room(size):
-                    self.counters.dropped += 1
-                    exc: ModeltapError = BufferFullError(
-                        f"buffer full ({len(self._queue)} records, {self._queued_bytes} bytes): "
-                        f"record of {record.collection!r} dropped (overflow policy "
-                        f"{s.overflow!r}); storage is slower than collection")
-                    if s.overflow == "raise":
-                        raise exc
-                    self._report_drop(1, exc)
-                    return
+            full = (
+                len(self._queue) >= s.buffer_records or self._queued_bytes + size > s.buffer_bytes
+            )
+            if full and not self._wait_for_room(size):
+                self.counters.dropped += 1
+                raise BufferFullError(
+                    f"buffer full ({len(self._queue)} records, {self._queued_bytes} bytes): "
+                    f"record of {record.collection!r} dropped (overflow policy {s.overflow!r}); "
+                    "storage is slower than collection"
+                )
             self._queue.append((record, size))
             self._queued_bytes += size
             self._submitted += 1
@@ -200,7 +208,11 @@ class Pipeline:
                 self._writer_idle = True
                 self._cond.wait(self._wait_time())
                 self._writer_idle = False
-            if not self._closed and not self._flush_requested and len(self._queue) < s.batch_records:
+            if (
+                not self._closed
+                and not self._flush_requested
+                and len(self._queue) < s.batch_records
+            ):
                 # A short window gathers a batch: records of one request merge, and pandas'
                 # per-call cost is paid once per batch.
                 self._cond.wait(s.batch_window)
@@ -222,9 +234,11 @@ class Pipeline:
         now = time.monotonic()
         if now < self._retry_at:  # backing off after a failed commit
             return False
-        return bool(self._flush_requested) or now - self._last_commit >= \
-            self.settings.flush_interval or any(
-            p.nbytes >= self.settings.object_bytes for p in self._pending.values())
+        return (
+            bool(self._flush_requested)
+            or now - self._last_commit >= self.settings.flush_interval
+            or any(p.nbytes >= self.settings.object_bytes for p in self._pending.values())
+        )
 
     def _run(self) -> None:
         while True:
@@ -243,33 +257,44 @@ class Pipeline:
                 time.sleep(0.5)
         if self._pending:
             lost = sum(p.records for p in self._pending.values())
-            self._settle_dropped(lost, ModeltapError(
-                f"{lost} records could not be written before shutdown (storage unavailable)"))
+            self._settle_dropped(
+                lost,
+                ModeltapError(
+                    f"{lost} records could not be written before shutdown (storage unavailable)"
+                ),
+            )
             self._pending.clear()
 
     def _encode(self, records: list[Record]) -> None:
-        by_collection: dict[str, list[Record]] = {}
+        groups: dict[tuple[str, str], list[Record]] = {}
         for r in records:
-            by_collection.setdefault(r.collection, []).append(r)
-        for collection, group in by_collection.items():
+            groups.setdefault((r.collection, partition(self.rolling_rate, r.time)), []).append(r)
+        for (collection, part), members in groups.items():
             route = self.routes.get(collection)
+            if route is None:
+                self._settle_dropped(len(members), ModeltapError(
+                    f"no route for collection {collection!r}"))
+                continue
             try:
-                if route is None:
-                    raise ModeltapError(f"no route for collection {collection!r}")
-                parts: dict[str, list[Record]] = {}
-                for r in group:
-                    parts.setdefault(partition(self.rolling_rate, r.time), []).append(r)
-                for part, members in parts.items():
-                    lines = encode_lines(members, route.source)
-                    pending = self._pending.get((collection, part))
-                    if pending is None:
-                        pending = self._pending[(collection, part)] = _Pending()
-                    pending.chunks.extend(lines)
-                    pending.nbytes += sum(map(len, lines))
-                    pending.records += len(members)
-            except Exception as exc:  # bad data must not stop the writer
-                log.exception("modeltap: could not encode %d records of %r", len(group), collection)
-                self._settle_dropped(len(group), exc)
+                lines = encode_lines(members, route.source)
+            except Exception:
+                # One bad record must not cost its batch: encode one by one, drop only it.
+                lines = []
+                for r in members:
+                    try:
+                        lines.extend(encode_lines([r], route.source))
+                    except Exception as exc:
+                        log.exception("modeltap: could not encode %r", r)
+                        self._settle_dropped(1, exc)
+                        members = [m for m in members if m is not r]
+            if not lines:
+                continue
+            pending = self._pending.get((collection, part))
+            if pending is None:
+                pending = self._pending[(collection, part)] = _Pending()
+            pending.chunks.extend(lines)
+            pending.nbytes += sum(map(len, lines))
+            pending.records += len(members)
 
     def _commit(self) -> None:
         instance = self.writer_id.next()
@@ -287,11 +312,17 @@ class Pipeline:
                 delay = _RETRY_DELAYS[min(self._failures, len(_RETRY_DELAYS) - 1)]
                 self._failures += 1
                 self._retry_at = time.monotonic() + delay
-                log.warning("modeltap: commit of %s failed (%s); retrying in %.1fs", path, exc, delay)
+                log.warning(
+                    "modeltap: commit of %s failed (%s); retrying in %.1fs", path, exc, delay
+                )
                 return
             self._failures = 0
-            log.debug("committed %s: %d records in %.1f ms", path, pending.records,
-                      (time.monotonic() - started) * 1000)
+            log.debug(
+                "committed %s: %d records in %.1f ms",
+                path,
+                pending.records,
+                (time.monotonic() - started) * 1000,
+            )
             del self._pending[key]
             c = self.counters
             c.bytes_written += len(data)

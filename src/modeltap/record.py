@@ -57,7 +57,7 @@ class Record:
         agent: str = AGENT,
         content_type: str = "application/json",
         extra: dict[str, Any] | None = None,
-        id: str | None = None,  # noqa: A002
+        id: str | None = None,
     ):
         self.collection = collection
         self.data = data
@@ -73,8 +73,10 @@ class Record:
         self.id = id if id is not None else str(uuid.uuid4())
 
     def __repr__(self) -> str:
-        return (f"Record(collection={self.collection!r}, kind={self.kind!r}, "
-                f"correlation_id={self.correlation_id!r}, id={self.id!r})")
+        return (
+            f"Record(collection={self.collection!r}, kind={self.kind!r}, "
+            f"correlation_id={self.correlation_id!r}, id={self.id!r})"
+        )
 
 
 _last_second = -1
@@ -97,8 +99,9 @@ def _data_bytes(records: Sequence[Record]) -> list[bytes]:
     if frames:
         from modeltap import tabular  # imports pandas; only the writer needs it
 
-        for i, data in zip(frames, tabular.encode_frames([records[i].data for i in frames]),
-                           strict=True):
+        for i, data in zip(
+            frames, tabular.encode_frames([records[i].data for i in frames]), strict=True
+        ):
             out[i] = data
     for i, r in enumerate(records):
         if r.kind == JSON:

@@ -27,8 +27,17 @@ from modeltap.pipeline import Pipeline, Route
 from modeltap.storage.base import Storage
 from modeltap.storage.registry import open_datastore
 
-__all__ = ["ENV_DEPLOYMENT", "ENV_WORKSPACE", "Runtime", "configure", "current", "default_workspace",
-           "flush", "shutdown", "stats"]
+__all__ = [
+    "ENV_DEPLOYMENT",
+    "ENV_WORKSPACE",
+    "Runtime",
+    "configure",
+    "current",
+    "default_workspace",
+    "flush",
+    "shutdown",
+    "stats",
+]
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +65,24 @@ class Runtime:
         for name, coll in deployment.collections.items():
             if coll.datastore not in stores:
                 stores[coll.datastore] = open_datastore(
-                    coll.datastore, workspace.datastores[coll.datastore], workspace.root)
+                    coll.datastore, workspace.datastores[coll.datastore], workspace.root
+                )
             routes[name] = Route(stores[coll.datastore], coll.path, deployment.source)
-            catalog.register(Catalog.make(coll.asset_name, coll.asset_version, deployment.endpoint,
-                                          deployment.deployment, name, coll.datastore, coll.path))
+            catalog.register(
+                Catalog.make(
+                    coll.asset_name,
+                    coll.asset_version,
+                    deployment.endpoint,
+                    deployment.deployment,
+                    name,
+                    coll.datastore,
+                    coll.path,
+                )
+            )
         self.stores = stores
-        self.pipeline = Pipeline(routes, deployment.pipeline, deployment.rolling_rate,
-                                 on_drop=self._dropped)
+        self.pipeline = Pipeline(
+            routes, deployment.pipeline, deployment.rolling_rate, on_drop=self._dropped
+        )
 
     def _dropped(self, count: int, exc: BaseException) -> None:
         for listener in list(self._drop_listeners):
@@ -111,8 +131,10 @@ def configure(
     ws = load_workspace(workspace if workspace is not None else default_workspace())
     if deployment_file is not None:
         if endpoint or deployment or collections:
-            raise ConfigError("give either deployment_file or endpoint/deployment/collections, "
-                              "not both", field="configure")
+            raise ConfigError(
+                "give either deployment_file or endpoint/deployment/collections, not both",
+                field="configure",
+            )
         settings = load_deployment(deployment_file, ws)
         if pipeline:
             from dataclasses import replace
@@ -123,12 +145,19 @@ def configure(
             settings = replace(settings, pipeline=_pipeline(merged, None))
     else:
         if not endpoint or not deployment or collections is None:
-            raise ConfigError("needs deployment_file, or endpoint, deployment and collections",
-                              field="configure")
-        settings = make_deployment(endpoint=endpoint, deployment=deployment,
-                                   collections=collections, rolling_rate=rolling_rate,
-                                   sampling_rate=sampling_rate, model_version=model_version,
-                                   pipeline=pipeline, datastores=set(ws.datastores))
+            raise ConfigError(
+                "needs deployment_file, or endpoint, deployment and collections", field="configure"
+            )
+        settings = make_deployment(
+            endpoint=endpoint,
+            deployment=deployment,
+            collections=collections,
+            rolling_rate=rolling_rate,
+            sampling_rate=sampling_rate,
+            model_version=model_version,
+            pipeline=pipeline,
+            datastores=set(ws.datastores),
+        )
     runtime = Runtime(settings, ws)
     with _lock:
         old, _runtime = _runtime, runtime
@@ -153,7 +182,8 @@ def current() -> Runtime:
         return configure(file, os.environ.get(ENV_WORKSPACE) or None)
     raise CollectionDisabledError(
         "collection is not configured: call modeltap.configure(deployment_file=..., "
-        "workspace=...) or run the script with `modeltap serve -f deployment.yml`")
+        "workspace=...) or run the script with `modeltap serve -f deployment.yml`"
+    )
 
 
 def flush(timeout: float | None = 30.0) -> bool:

@@ -91,8 +91,11 @@ def create_app(script: ScoreScript | None = None, *, configure: bool = True) -> 
         try:
             body = raw.decode("utf-8")
         except UnicodeDecodeError:
-            return JSONResponse({"error": "request body is not UTF-8 text"}, 400,
-                                headers={REQUEST_ID_HEADER: request_id})
+            return JSONResponse(
+                {"error": "request body is not UTF-8 text"},
+                400,
+                headers={REQUEST_ID_HEADER: request_id},
+            )
         try:
             if script.run_is_async:
                 token = current_request_id.set(request_id)
@@ -104,8 +107,12 @@ def create_app(script: ScoreScript | None = None, *, configure: bool = True) -> 
                 result = await run_in_threadpool(_run_with_id, script, request_id, body)
         except Exception as exc:
             log.exception("run() failed for request %s", request_id)
-            return Response(orjson.dumps({"error": f"{type(exc).__name__}: {exc}"}), 500,
-                            media_type="application/json", headers={REQUEST_ID_HEADER: request_id})
+            return Response(
+                orjson.dumps({"error": f"{type(exc).__name__}: {exc}"}),
+                500,
+                media_type="application/json",
+                headers={REQUEST_ID_HEADER: request_id},
+            )
         return _to_response(result, request_id)
 
     return Starlette(

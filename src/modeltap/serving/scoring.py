@@ -27,8 +27,10 @@ class ScoreScript:
 
     def load(self) -> None:
         if not self.path.is_file():
-            raise ConfigError(f"scoring script {str(self.path)!r} does not exist",
-                              field="code_configuration.scoring_script")
+            raise ConfigError(
+                f"scoring script {str(self.path)!r} does not exist",
+                field="code_configuration.scoring_script",
+            )
         if self.model_dir is not None:
             os.environ[MODEL_DIR_ENV] = str(self.model_dir)
         folder = str(self.path.parent)
@@ -36,14 +38,18 @@ class ScoreScript:
             sys.path.insert(0, folder)
         spec = importlib.util.spec_from_file_location("score", self.path)
         if spec is None or spec.loader is None:
-            raise ConfigError(f"cannot load {str(self.path)!r} as Python",
-                              field="code_configuration.scoring_script")
+            raise ConfigError(
+                f"cannot load {str(self.path)!r} as Python",
+                field="code_configuration.scoring_script",
+            )
         module = importlib.util.module_from_spec(spec)
         sys.modules["score"] = module
         spec.loader.exec_module(module)
         if not callable(getattr(module, "run", None)):
-            raise ConfigError(f"{str(self.path)!r} has no run(raw_data) function",
-                              field="code_configuration.scoring_script")
+            raise ConfigError(
+                f"{str(self.path)!r} has no run(raw_data) function",
+                field="code_configuration.scoring_script",
+            )
         self.module = module
         init = getattr(module, "init", None)
         if callable(init):

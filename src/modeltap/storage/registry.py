@@ -23,5 +23,7 @@ def open_datastore(name: str, settings: DatastoreSettings, workspace: Path) -> S
         if not root.is_absolute():
             root = workspace / root
         return LocalStorage(root, name=name)
-    raise ConfigError(f"datastore type {settings.type!r} is not supported yet; allowed: local",
-                      field=f"datastores.{name}.type")
+    raise ConfigError(
+        f"datastore type {settings.type!r} is not supported yet; allowed: local",
+        field=f"datastores.{name}.type",
+    )

@@ -1,0 +1,189 @@
+"""The writer pipeline (R5.1, R5.2, R4.5): batching, overflow policies, retries, counters."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from modeltap.config import PipelineSettings
+from modeltap.errors import BufferFullError, StorageError
+from modeltap.layout import RollingRate
+from modeltap.pipeline import Pipeline, Route
+from modeltap.record import JSON, Record
+from modeltap.storage.local import LocalStorage
+from tests.conftest import read_lines
+
+
+class GatedStorage(LocalStorage):
+    """Local storage whose writes wait for a gate, or fail a given number of times."""
+
+    def __init__(self, root, fail_times: int = 0):
+        super().__init__(root)
+        self.gate = threading.Event()
+        self.gate.set()
+        self.fail_times = fail_times
+        self.puts = 0
+
+    def put(self, path: str, data: bytes) -> None:
+        self.gate.wait(30)
+        self.puts += 1
+        if self.fail_times > 0:
+            self.fail_times -= 1
+            raise StorageError("injected outage", path=path)
+        super().put(path, data)
+
+
+def make(tmp_path, storage=None, **settings):
+    storage = storage or LocalStorage(tmp_path)
+    settings.setdefault("flush_interval", 60.0)
+    routes = {"c": Route(storage, "ep/d/c", "/endpoints/ep/deployments/d")}
+    return Pipeline(routes, PipelineSettings(**settings), RollingRate.HOUR), storage
+
+
+def rec(i: int, cid: str | None = None) -> Record:
+    return Record("c", f'[{{"i":{i}}}]'.encode(), kind=JSON, correlation_id=cid or f"id{i}")
+
+
+def test_batches_become_one_object_per_flush(tmp_path):
+    pipe, _ = make(tmp_path)
+    for i in range(1000):
+        pipe.submit(rec(i))
+    assert pipe.flush(10)
+    files = list(tmp_path.rglob("*.jsonl"))
+    assert len(files) == 1
+    assert [line["data"] for line in read_lines(tmp_path)] == [[{"i": i}] for i in range(1000)]
+    assert pipe.counters.snapshot()["written"] == 1000
+    assert pipe.close()
+
+
+def test_flush_interval_commits_without_flush_calls(tmp_path):
+    pipe, _ = make(tmp_path, flush_interval=0.2)
+    pipe.submit(rec(1))
+    deadline = time.monotonic() + 5
+    while not list(tmp_path.rglob("*.jsonl")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(read_lines(tmp_path)) == 1
+    pipe.close()
+
+
+def test_object_bytes_commits_early(tmp_path):
+    pipe, _ = make(tmp_path, object_bytes=2000, batch_records=10)
+    for i in range(200):
+        pipe.submit(rec(i))
+    pipe.flush(10)
+    assert len(list(tmp_path.rglob("*.jsonl"))) > 1
+    assert len(read_lines(tmp_path)) == 200
+    pipe.close()
+
+
+def test_records_sharing_an_id_merge_into_one_line(tmp_path):
+    pipe, _ = make(tmp_path)
+    import pandas as pd
+
+    from modeltap.record import FRAME
+
+    for part in range(3):
+        pipe.submit(Record("c", pd.DataFrame({"p": [part]}), kind=FRAME, correlation_id="same"))
+    pipe.submit(Record("c", pd.DataFrame({"p": [9]}), kind=FRAME, correlation_id="other"))
+    pipe.flush(10)
+    lines = read_lines(tmp_path)
+    assert [line["correlationid"] for line in lines] == ["same", "other"]
+    assert lines[0]["data"] == [{"p": 0}, {"p": 1}, {"p": 2}]
+    assert pipe.counters.written == 4
+    pipe.close()
+
+
+@pytest.mark.parametrize("policy", ["drop", "raise"])
+def test_full_buffer_drops_and_counts(tmp_path, policy):
+    storage = GatedStorage(tmp_path)
+    pipe, _ = make(tmp_path, storage, buffer_records=5, batch_records=5, batch_window=0.01,
+                   overflow=policy)
+    storage.gate.clear()  # storage hangs: the writer holds one batch, the buffer fills
+    pipe.submit(rec(0))
+    pipe.flush(0.3)  # the writer takes that record and blocks in put()
+    errors = 0
+    for i in range(1, 20):
+        try:
+            pipe.submit(rec(i))
+        except BufferFullError as exc:
+            errors += 1
+            assert "buffer full" in str(exc) and policy in str(exc)
+    counts = pipe.counters.snapshot()
+    assert errors == counts["dropped"] == 19 - 5
+    storage.gate.set()
+    assert pipe.flush(10)
+    assert pipe.counters.written == counts["accepted"] == 6
+    assert len(read_lines(tmp_path)) == 6
+    pipe.close()
+
+
+def test_block_policy_waits_for_room_and_loses_nothing(tmp_path):
+    storage = GatedStorage(tmp_path)
+    pipe, _ = make(tmp_path, storage, buffer_records=5, batch_records=5, batch_window=0.01,
+                   overflow="block", block_timeout=10)
+    storage.gate.clear()
+    threading.Timer(0.5, storage.gate.set).start()
+    for i in range(50):
+        pipe.submit(rec(i))  # blocks while storage hangs, never drops
+    assert pipe.flush(10)
+    assert pipe.counters.dropped == 0
+    assert sorted(line["data"][0]["i"] for line in read_lines(tmp_path)) == list(range(50))
+    pipe.close()
+
+
+def test_block_policy_drops_after_its_timeout(tmp_path):
+    storage = GatedStorage(tmp_path)
+    pipe, _ = make(tmp_path, storage, buffer_records=1, batch_records=1, batch_window=0.01,
+                   overflow="block", block_timeout=0.2)
+    storage.gate.clear()
+    pipe.submit(rec(0))
+    pipe.flush(0.3)
+    pipe.submit(rec(1))  # fills the buffer
+    started = time.monotonic()
+    with pytest.raises(BufferFullError):
+        pipe.submit(rec(2))
+    assert time.monotonic() - started >= 0.15
+    assert pipe.counters.dropped == 1
+    storage.gate.set()
+    pipe.close()
+
+
+def test_failed_commits_are_retried_and_counted(tmp_path):
+    storage = GatedStorage(tmp_path, fail_times=2)
+    pipe, _ = make(tmp_path, storage)
+    for i in range(10):
+        pipe.submit(rec(i))
+    assert pipe.flush(15)
+    counts = pipe.counters.snapshot()
+    assert counts["storage_errors"] == 2
+    assert counts["written"] == 10 and counts["dropped"] == 0
+    assert len(read_lines(tmp_path)) == 10
+    pipe.close()
+
+
+def test_close_writes_everything_and_refuses_more(tmp_path):
+    pipe, _ = make(tmp_path, flush_interval=3600)
+    for i in range(100):
+        pipe.submit(rec(i))
+    assert pipe.close(10)
+    assert len(read_lines(tmp_path)) == 100
+    with pytest.raises(Exception, match="shut down"):
+        pipe.submit(rec(1))
+
+
+def test_bad_record_is_dropped_and_reported_not_fatal(tmp_path):
+    seen = []
+    storage = LocalStorage(tmp_path)
+    routes = {"c": Route(storage, "ep/d/c", "/s")}
+    pipe = Pipeline(routes, PipelineSettings(flush_interval=60), RollingRate.HOUR,
+                    on_drop=lambda n, exc: seen.append((n, exc)))
+    pipe.submit(Record("c", object(), correlation_id="x"))  # a frame that is not a frame
+    pipe.submit(rec(1))
+    assert pipe.flush(10)
+    assert pipe.counters.dropped == 1 and seen and seen[0][0] == 1
+    pipe.submit(rec(2))
+    assert pipe.flush(10)
+    assert len(read_lines(tmp_path)) >= 1
+    pipe.close()
