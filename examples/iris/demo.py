@@ -1,6 +1,6 @@
 """The quick start: serve the iris example, send it traffic, show what was collected.
 
-    python examples/iris/demo.py [--workspace DIR] [--requests 20] [--port 5001]
+python examples/iris/demo.py [--workspace DIR] [--requests 20] [--port 5001]
 """
 
 from __future__ import annotations
@@ -56,20 +56,40 @@ def main() -> None:
 
     port = args.port or free_port()
     base = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "modeltap.cli", "serve", "-f", str(HERE / "deployment.yml"),
-           "--port", str(port), "--workspace", str(workspace), "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "modeltap.cli",
+        "serve",
+        "-f",
+        str(HERE / "deployment.yml"),
+        "--port",
+        str(port),
+        "--workspace",
+        str(workspace),
+        "--log-level",
+        "warning",
+    ]
     print("demo: $ modeltap " + " ".join(cmd[3:]))
     server = subprocess.Popen(cmd)
     try:
         wait_healthy(base + "/", server)
         rng = random.Random(7)
         for i in range(args.requests):
-            rows = [[round(rng.uniform(4.3, 7.9), 1), round(rng.uniform(2.0, 4.4), 1),
-                     round(rng.uniform(1.0, 6.9), 1), round(rng.uniform(0.1, 2.5), 1)]
-                    for _ in range(rng.randint(1, 3))]
-            req = urllib.request.Request(base + "/score", json.dumps({"data": rows}).encode(),
-                                         {"content-type": "application/json",
-                                          "x-request-id": f"demo-{i:04d}"})
+            rows = [
+                [
+                    round(rng.uniform(4.3, 7.9), 1),
+                    round(rng.uniform(2.0, 4.4), 1),
+                    round(rng.uniform(1.0, 6.9), 1),
+                    round(rng.uniform(0.1, 2.5), 1),
+                ]
+                for _ in range(rng.randint(1, 3))
+            ]
+            req = urllib.request.Request(
+                base + "/score",
+                json.dumps({"data": rows}).encode(),
+                {"content-type": "application/json", "x-request-id": f"demo-{i:04d}"},
+            )
             with urllib.request.urlopen(req, timeout=10) as r:
                 answer = json.loads(r.read())
             if i < 2:

@@ -13,8 +13,10 @@ def train(path: Path = MODEL) -> Path:
     iris = load_iris(as_frame=True)
     model = LogisticRegression(max_iter=500).fit(iris.data, iris.target)
     path.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump({"model": model, "features": list(iris.data.columns),
-                 "classes": list(iris.target_names)}, path)
+    joblib.dump(
+        {"model": model, "features": list(iris.data.columns), "classes": list(iris.target_names)},
+        path,
+    )
     return path
 
 

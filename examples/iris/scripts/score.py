@@ -23,14 +23,19 @@ def init():
 
 def run(raw_data):
     data = json.loads(raw_data)["data"]
-    input_df = pd.DataFrame(data, columns=features) if isinstance(data, list) \
+    input_df = (
+        pd.DataFrame(data, columns=features)
+        if isinstance(data, list)
         else pd.DataFrame(data)[features]
+    )
     # collect inputs; the returned context carries the correlation id
     context = inputs_collector.collect(input_df)
-    output_df = pd.DataFrame({
-        "prediction": [classes[i] for i in model.predict(input_df)],
-        "probability": model.predict_proba(input_df).max(axis=1),
-    })
+    output_df = pd.DataFrame(
+        {
+            "prediction": [classes[i] for i in model.predict(input_df)],
+            "probability": model.predict_proba(input_df).max(axis=1),
+        }
+    )
     # same context: inputs and outputs of this call share one correlationid
     outputs_collector.collect(output_df, context)
     return output_df.to_dict(orient="records")
