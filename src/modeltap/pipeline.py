@@ -272,8 +272,9 @@ class Pipeline:
         for (collection, part), members in groups.items():
             route = self.routes.get(collection)
             if route is None:
-                self._settle_dropped(len(members), ModeltapError(
-                    f"no route for collection {collection!r}"))
+                self._settle_dropped(
+                    len(members), ModeltapError(f"no route for collection {collection!r}")
+                )
                 continue
             try:
                 lines = encode_lines(members, route.source)

@@ -70,7 +70,7 @@ class Record:
         self.agent = agent
         self.content_type = content_type
         self.extra = extra
-        self.id = id if id is not None else str(uuid.uuid4())
+        self.id = id  # made on the writer when None: one uuid4 less on the request path
 
     def __repr__(self) -> str:
         return (
@@ -149,7 +149,7 @@ def _line(r: Record, data: bytes, source: str) -> bytes:
     n = len(data)
     obj: dict[str, Any] = {
         "specversion": "1.0",
-        "id": r.id,
+        "id": r.id if r.id is not None else str(uuid.uuid4()),
         "source": source,
         "type": f"azureml.inference.{r.collection}",
         "datacontenttype": r.content_type,
