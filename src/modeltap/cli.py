@@ -63,6 +63,19 @@ def main() -> None:
     help="Scoring processes; each has its own writer and instance ids.",
 )
 @click.option(
+    "--agent-port",
+    default=0,
+    type=click.IntRange(0, 65535),
+    help="Port of the agent sidecar for azureml-ai-monitoring score.py files [default: free].",
+)
+@click.option(
+    "--agent/--no-agent",
+    "with_agent",
+    default=True,
+    show_default=True,
+    help="Run the agent sidecar that the source platform's SDK posts to.",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -75,6 +88,8 @@ def serve(
     port: int,
     workspace: Path | None,
     workers: int,
+    agent_port: int,
+    with_agent: bool,
     log_level: str,
 ) -> None:
     """Serve a score.py and collect its model data.
@@ -118,13 +133,87 @@ def serve(
     # the signal it caught to the handler found at start: make that a clean exit 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)
+    custom = sorted(name for name, c in settings.collections.items() if not c.is_payload)
+    sidecar = None
+    if with_agent and custom:
+        from modeltap.serving.sidecar import AgentSidecar
+
+        sidecar = AgentSidecar(settings.file, ws.root, custom, agent_port)
+        sidecar.start()
+        os.environ.update(sidecar.sdk_environment())
+    try:
+        uvicorn.run(
+            "modeltap.serving.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if sidecar is not None:
+            sidecar.stop()
+
+
+@main.command()
+@click.option(
+    "-f",
+    "--file",
+    "deployment_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Deployment YAML naming the collections to accept.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=50011, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Workspace folder [default: $MODELTAP_WORKSPACE, else ./modeltap-workspace].",
+)
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+@_friendly_errors
+def agent(
+    deployment_file: Path, host: str, port: int, workspace: Path | None, log_level: str
+) -> None:
+    """Receive what the azureml-ai-monitoring SDK sends, and store it.
+
+    \b
+    Example:
+      modeltap agent -f deployment.yml --port 50011 &
+      AZUREML_MDC_ENABLED=true python my_app.py   # uses azureml.ai.monitoring.Collector
+    """
+    import uvicorn
+
+    from modeltap import runtime
+    from modeltap.config import load_deployment, load_workspace
+
+    ws = load_workspace(workspace if workspace is not None else runtime.default_workspace())
+    settings = load_deployment(deployment_file, ws)
+    os.environ[runtime.ENV_DEPLOYMENT] = str(settings.file)
+    os.environ[runtime.ENV_WORKSPACE] = str(ws.root)
+    click.echo(
+        f"modeltap: agent for {settings.endpoint}/{settings.deployment} on "
+        f"http://{host}:{port}/modeldata/log; collections: "
+        f"{', '.join(sorted(settings.collections)) or 'none'}",
+        err=True,
+    )
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(name)s: %(message)s")
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_cleanly)
     uvicorn.run(
-        "modeltap.serving.app:create_app",
+        "modeltap.agent:create_agent_app",
         factory=True,
         host=host,
         port=port,
-        workers=workers,
         log_level=log_level,
+        access_log=False,
         timeout_graceful_shutdown=10,
     )
 

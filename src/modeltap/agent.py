@@ -1,0 +1,236 @@
+"""The agent: an HTTP receiver that speaks the azureml-ai-monitoring SDK's protocol (R5.3).
+
+A score.py written for the source platform imports `azureml.ai.monitoring` and its
+worker thread posts every collected frame here:
+
+    POST /modeldata/log
+    content-type: application/json              (the frame's to_json(orient="records"))
+    ce-type: azureml.inference.<collection>
+    ce-time: <unix seconds>   ce-x-request-id: <correlation id>   ce-model-version: default
+    ce-collect-data-type: pandas.DataFrame      ce-agent: azureml-ai-monitoring/1.0.0
+    trace-id: <payload id>    ce-<other>: from the correlation context's headers
+
+Each post becomes a Record in the same pipeline as Collector.collect(). Bad requests
+get a 4xx naming the problem; the agent never dies from a request (R5.4).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from modeltap import sampling
+from modeltap.errors import BufferFullError, CollectionDisabledError
+from modeltap.layout import validate_name
+from modeltap.record import JSON, Record
+from modeltap.runtime import Runtime
+
+__all__ = ["AGENT_PATH", "DEFAULT_MAX_BODY", "AgentApp"]
+
+log = logging.getLogger(__name__)
+
+AGENT_PATH = "/modeldata/log"
+DEFAULT_MAX_BODY = 64 * 1024 * 1024
+_TYPE_PREFIX = "azureml.inference."
+_OWN_HEADERS = {
+    "ce-type",
+    "ce-time",
+    "ce-x-request-id",
+    "ce-model-version",
+    "ce-collect-data-type",
+    "ce-agent",
+}
+# pandas 3 reports its frame type by its public name; the line format uses the full one.
+_DATA_TYPES = {"pandas.DataFrame": "pandas.core.frame.DataFrame"}
+
+
+class Rejected(Exception):
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class AgentApp:
+    """A pure ASGI app. `runtime` supplies the enabled collections and the pipeline."""
+
+    def __init__(self, runtime: Runtime, max_body: int = DEFAULT_MAX_BODY):
+        self.runtime = runtime
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            if scope["path"] == "/" and scope["method"] in ("GET", "HEAD"):
+                await _respond(send, 200, b'{"status":"ok"}')
+                return
+            if scope["path"] != AGENT_PATH:
+                raise Rejected(404, f"unknown path {scope['path']!r}; post to {AGENT_PATH}")
+            if scope["method"] != "POST":
+                raise Rejected(405, f"method {scope['method']} not allowed; use POST")
+            headers = _headers(scope)
+            body = await self._body(receive, headers)
+            self._accept(headers, body)
+            await _respond(send, 200, b'{"status":"accepted"}')
+        except Rejected as exc:
+            await _respond(send, exc.status, orjson.dumps({"error": exc.reason}))
+        except Exception as exc:  # never die from a request
+            log.exception("agent: unexpected error")
+            await _respond(send, 500, orjson.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.runtime.pipeline.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _body(self, receive: Receive, headers: dict[str, str]) -> bytes:
+        declared = headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise Rejected(400, f"content-length {declared!r} is not a number")
+            if int(declared) > self.max_body:
+                raise Rejected(
+                    413, f"body of {declared} bytes is over the limit of {self.max_body} bytes"
+                )
+        chunks = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise Rejected(400, "client disconnected before the body was complete")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise Rejected(413, f"body is over the limit of {self.max_body} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    def _accept(self, headers: dict[str, str], body: bytes) -> None:
+        event_type = headers.get("ce-type")
+        if not event_type or not event_type.startswith(_TYPE_PREFIX):
+            raise Rejected(
+                400, f"header ce-type must be '{_TYPE_PREFIX}<collection>', got {event_type!r}"
+            )
+        collection = event_type[len(_TYPE_PREFIX) :]
+        try:
+            validate_name(collection, "ce-type")
+        except Exception as exc:
+            raise Rejected(400, str(exc)) from None
+        deployment = self.runtime.deployment
+        if collection not in deployment.collections:
+            raise Rejected(
+                404,
+                f"collection {collection!r} is not enabled in deployment "
+                f"{deployment.endpoint}/{deployment.deployment}; enabled: "
+                f"{', '.join(sorted(deployment.collections)) or 'none'}",
+            )
+        record_time = _time(headers.get("ce-time"))
+        correlation_id = headers.get("ce-x-request-id") or headers.get("trace-id")
+        if not correlation_id:
+            correlation_id = _new_id()
+        if len(correlation_id) > 256 or not correlation_id.isprintable():
+            raise Rejected(400, "header ce-x-request-id must be printable and at most 256 chars")
+        content_type = headers.get("content-type", "application/octet-stream").split(";")[0]
+        extra = {
+            k[3:]: v for k, v in headers.items() if k.startswith("ce-") and k not in _OWN_HEADERS
+        }
+        if content_type == "application/json":
+            data = _json(body)
+        else:
+            # The SDK's compact format (df.to_string()) and other bodies: keep them as text.
+            data = orjson.dumps(body.decode("utf-8", "replace"))
+        if not sampling.keep(correlation_id, deployment.sampling_rate):
+            self.runtime.pipeline.count_sampled_out()
+            return
+        data_type = headers.get("ce-collect-data-type")
+        record = Record(
+            collection,
+            data,
+            kind=JSON,
+            correlation_id=correlation_id,
+            time_=record_time,
+            collect_data_type=_DATA_TYPES.get(data_type, data_type) if data_type else None,
+            model_version=headers.get("ce-model-version") or deployment.model_version,
+            agent=headers.get("ce-agent") or "unknown",
+            content_type=content_type,
+            extra={"headers": extra} if extra else None,
+        )
+        try:
+            self.runtime.pipeline.submit(record, len(data) + 256)
+        except BufferFullError as exc:
+            raise Rejected(503, str(exc)) from None
+        except CollectionDisabledError as exc:
+            raise Rejected(503, str(exc)) from None
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    out = {}
+    for key, value in scope["headers"]:
+        out[key.decode("latin-1").lower()] = value.decode("latin-1")
+    return out
+
+
+def _time(value: str | None) -> float:
+    if value is None:
+        return time.time()
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    # Sane range: 2000-01-01 .. 2100-01-01.
+    if not 946684800 <= seconds < 4102444800:
+        raise Rejected(400, f"header ce-time must be unix seconds, got {value!r}")
+    return seconds
+
+
+def _json(body: bytes) -> bytes:
+    try:
+        parsed: Any = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Rejected(400, f"body is not valid JSON: {exc}") from None
+    # Lines hold one JSON value without line breaks; re-encode only when needed.
+    if b"\n" in body or b"\r" in body:
+        return orjson.dumps(parsed)
+    return body.strip()
+
+
+def _new_id() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+async def _respond(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_agent_app() -> AgentApp:
+    """The agent for `modeltap agent` (uvicorn factory): settings from the environment."""
+    from modeltap import runtime
+
+    return AgentApp(runtime.current())
