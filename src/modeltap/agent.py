@@ -30,12 +30,13 @@ from modeltap.layout import validate_name
 from modeltap.record import JSON, Record
 from modeltap.runtime import Runtime
 
-__all__ = ["AGENT_PATH", "DEFAULT_MAX_BODY", "AgentApp"]
+__all__ = ["AGENT_PATH", "DEFAULT_MAX_BODY", "ENV_MAX_BODY", "AgentApp", "create_agent_app"]
 
 log = logging.getLogger(__name__)
 
 AGENT_PATH = "/modeldata/log"
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
+ENV_MAX_BODY = "MODELTAP_AGENT_MAX_BODY"
 _TYPE_PREFIX = "azureml.inference."
 _OWN_HEADERS = {
     "ce-type",
@@ -231,6 +232,9 @@ async def _respond(send: Send, status: int, body: bytes) -> None:
 
 def create_agent_app() -> AgentApp:
     """The agent for `modeltap agent` (uvicorn factory): settings from the environment."""
+    import os
+
     from modeltap import runtime
 
-    return AgentApp(runtime.current())
+    max_body = int(os.environ.get(ENV_MAX_BODY) or DEFAULT_MAX_BODY)
+    return AgentApp(runtime.current(), max_body=max_body)

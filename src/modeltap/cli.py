@@ -178,9 +178,21 @@ def serve(
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
+@click.option(
+    "--max-body",
+    default=64 * 1024 * 1024,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Largest request body accepted, in bytes; larger ones get 413.",
+)
 @_friendly_errors
 def agent(
-    deployment_file: Path, host: str, port: int, workspace: Path | None, log_level: str
+    deployment_file: Path,
+    host: str,
+    port: int,
+    workspace: Path | None,
+    log_level: str,
+    max_body: int,
 ) -> None:
     """Receive what the azureml-ai-monitoring SDK sends, and store it.
 
@@ -198,6 +210,7 @@ def agent(
     settings = load_deployment(deployment_file, ws)
     os.environ[runtime.ENV_DEPLOYMENT] = str(settings.file)
     os.environ[runtime.ENV_WORKSPACE] = str(ws.root)
+    os.environ["MODELTAP_AGENT_MAX_BODY"] = str(max_body)
     click.echo(
         f"modeltap: agent for {settings.endpoint}/{settings.deployment} on "
         f"http://{host}:{port}/modeldata/log; collections: "

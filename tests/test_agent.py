@@ -1,0 +1,261 @@
+"""The agent (R5.3, R5.4): the source platform's SDK posts to it over real sockets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import read_lines, store_root
+
+DEPLOYMENT = """\
+name: blue
+endpoint_name: my_endpoint
+data_collector:
+  collections:
+    model_inputs:
+      enabled: 'True'
+    model_outputs:
+      enabled: 'True'
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Agent:
+    def __init__(self, tmp: Path, max_body: int = 1_000_000):
+        self.workspace = tmp / "ws"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/modeldata/log"
+        (tmp / "deployment.yml").write_text(DEPLOYMENT)
+        self.log = (tmp / "agent.log").open("wb")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "modeltap.cli",
+                "agent",
+                "-f",
+                str(tmp / "deployment.yml"),
+                "--workspace",
+                str(self.workspace),
+                "--port",
+                str(self.port),
+                "--max-body",
+                str(max_body),
+            ],
+            stderr=self.log,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert self.proc.poll() is None and time.monotonic() < deadline, "agent did not start"
+            time.sleep(0.1)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(30)
+        self.log.close()
+        return code
+
+    def lines(self, collection: str | None = None) -> list[dict]:
+        return read_lines(store_root(self.workspace), collection)
+
+
+@pytest.fixture
+def agent(tmp_path) -> Iterator[Agent]:
+    running = Agent(tmp_path)
+    yield running
+    running.stop()
+
+
+def sdk_env(agent: Agent, tmp_path: Path) -> dict[str, str]:
+    config = tmp_path / "mdc.json"
+    config.write_text(
+        json.dumps(
+            {
+                "collections": {
+                    "model_inputs": {"enabled": True, "sampleRatePercentage": 100},
+                    "model_outputs": {"enabled": True, "sampleRatePercentage": 100},
+                }
+            }
+        )
+    )
+    return {
+        **os.environ,
+        "AZUREML_MDC_CONFIG_PATH": str(config),
+        "AZUREML_MDC_HOST": "127.0.0.1",
+        "AZUREML_MDC_PORT": str(agent.port),
+    }
+
+
+@pytest.mark.slow
+def test_the_official_sdk_lands_records_through_the_agent(agent, tmp_path):
+    script = textwrap.dedent("""
+        import pandas as pd
+        from azureml.ai.monitoring import Collector
+        from azureml.ai.monitoring.context import BasicCorrelationContext
+        from azureml.ai.monitoring.init import teardown
+
+        inputs, outputs = Collector(name="model_inputs"), Collector(name="model_outputs")
+        for i in range(20):
+            df = pd.DataFrame({"x": [i, i + 1], "s": ["a", "b"]})
+            ctx = inputs.collect(df)
+            outputs.collect(pd.DataFrame({"y": [i * 10]}), ctx)
+        inputs.collect(pd.DataFrame({"x": [99]}), BasicCorrelationContext(id="test"))
+        teardown(wait_for_flush=True)
+    """)
+    started = int(time.time())
+    subprocess.run(
+        [sys.executable, "-c", script],
+        env=sdk_env(agent, tmp_path),
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    assert agent.stop() == 0  # SIGTERM flushes what was received
+    ins, outs = agent.lines("model_inputs"), agent.lines("model_outputs")
+    assert len(ins) == 21 and len(outs) == 20
+    line = next(x for x in ins if x["data"] == [{"x": 0, "s": "a"}, {"x": 1, "s": "b"}])
+    assert line["agent"] == "azureml-ai-monitoring/1.0.0"
+    assert line["collectdatatype"] == "pandas.core.frame.DataFrame"
+    assert line["modelversion"] == "default"
+    assert line["type"] == "azureml.inference.model_inputs"
+    assert line["correlationid"] == line["xrequestid"]
+    assert (
+        started - 1
+        <= time.mktime(time.strptime(line["time"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+        <= time.time() + 1
+    )
+    # inputs and outputs of one call share the SDK's correlation id
+    assert {x["correlationid"] for x in outs} <= {x["correlationid"] for x in ins}
+    assert any(x["correlationid"] == "test" for x in ins)
+
+
+def post(agent: Agent, body: bytes, **headers: str) -> httpx.Response:
+    base = {
+        "content-type": "application/json",
+        "ce-type": "azureml.inference.model_inputs",
+        "ce-time": str(int(time.time())),
+        "ce-x-request-id": "r1",
+        "ce-agent": "azureml-ai-monitoring/1.0.0",
+        "ce-collect-data-type": "pandas.DataFrame",
+    }
+    base.update({k.replace("_", "-"): v for k, v in headers.items()})
+    return httpx.post(
+        agent.url, content=body, headers={k: v for k, v in base.items() if v}, timeout=10
+    )
+
+
+@pytest.mark.slow
+def test_headers_become_fields(agent):
+    r = post(agent, b'[{"a":1}]', ce_time="1700000000", ce_model_version="7", ce_tenant="t1")
+    assert r.status_code == 200
+    assert agent.stop() == 0
+    [line] = agent.lines()
+    assert line["time"] == "2023-11-14T22:13:20Z"
+    assert line["modelversion"] == "7"
+    assert line["correlationid"] == "r1"
+    assert line["headers"] == {"tenant": "t1"}
+    assert line["contentrange"] == "bytes 0-8/9"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "reason"),
+    [
+        (b'[{"a":1}]', {"ce_type": ""}, 400, "ce-type"),
+        (b'[{"a":1}]', {"ce_type": "something.else"}, 400, "ce-type"),
+        (b'[{"a":1}]', {"ce_type": "azureml.inference.not_enabled"}, 404, "not enabled"),
+        (b'[{"a":1}]', {"ce_type": "azureml.inference.../../etc"}, 400, "not a valid name"),
+        (b'[{"a":1}]', {"ce_type": "azureml.inference.a/b"}, 400, "not a valid name"),
+        (b"{not json", {}, 400, "not valid JSON"),
+        (b"", {}, 400, "not valid JSON"),
+        (b'[{"a":1}]', {"ce_time": "yesterday"}, 400, "ce-time"),
+        (b'[{"a":1}]', {"ce_time": "99999999999999"}, 400, "ce-time"),
+        (b"x" * 1_000_001, {}, 413, "over the limit"),
+    ],
+)
+def test_bad_requests_get_a_4xx_with_a_reason(agent, body, headers, status, reason):
+    r = post(agent, body, **headers)
+    assert r.status_code == status
+    assert reason in r.json()["error"]
+    assert post(agent, b'[{"ok":1}]').status_code == 200  # still alive and accepting
+    assert agent.stop() == 0
+    assert [line["data"] for line in agent.lines()] == [[{"ok": 1}]]
+
+
+@pytest.mark.slow
+def test_wrong_method_and_path(agent):
+    assert httpx.get(agent.url, timeout=5).status_code == 405
+    assert (
+        httpx.post(agent.url.replace("/log", "/nope"), content=b"[]", timeout=5).status_code == 404
+    )
+
+
+@pytest.mark.slow
+def test_compact_format_is_kept_as_text(agent):
+    r = post(agent, b"   x\n0  1", content_type="application/octet-stream")
+    assert r.status_code == 200
+    agent.stop()
+    [line] = agent.lines()
+    assert line["data"] == "   x\n0  1"
+    assert line["datacontenttype"] == "application/octet-stream"
+
+
+header_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40).map(
+    str.strip
+)
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.binary(max_size=300),
+    ce_type=header_text,
+    ce_time=header_text,
+    request_id=header_text,
+    content_type=st.sampled_from(
+        ["application/json", "text/plain", "application/octet-stream", ""]
+    ),
+)
+def test_fuzzed_requests_never_crash_the_agent(
+    agent, body, ce_type, ce_time, request_id, content_type
+):
+    r = post(
+        agent,
+        body,
+        ce_type=ce_type,
+        ce_time=ce_time,
+        ce_x_request_id=request_id,
+        content_type=content_type,
+    )
+    assert r.status_code in (200, 400, 404, 413), r.text
+    assert "error" in r.json() or r.status_code == 200
+    assert agent.proc.poll() is None
+    # nothing is ever written outside the workspace's datastore folder
+    for path in agent.workspace.rglob("*"):
+        assert path.resolve().is_relative_to(agent.workspace.resolve())
