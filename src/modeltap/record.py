@@ -16,13 +16,14 @@ import orjson
 
 from modeltap.version import __version__ as _version
 
-__all__ = ["AGENT", "FRAME", "JSON", "Record", "encode_lines", "format_time"]
+__all__ = ["AGENT", "BLOB", "FRAME", "JSON", "Record", "encode_lines", "format_time"]
 
 AGENT = f"modeltap/{_version}"
 
 # Record kinds: how `data` is held until it is written.
 FRAME = "frame"  # a snapshot of a table (pandas/pyarrow/polars), serialized as row objects
 JSON = "json"  # bytes that already are one JSON value
+BLOB = "blob"  # a payload stored as its own object (binary, or over the size threshold)
 
 
 class Record:

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -24,6 +25,7 @@ from starlette.routing import Route
 import modeltap
 from modeltap import runtime
 from modeltap.context import current_request_id
+from modeltap.serving.payload import PayloadLogger
 from modeltap.serving.scoring import ScoreScript
 from modeltap.tabular import dumps
 
@@ -116,6 +118,7 @@ def create_app(script: ScoreScript | None = None, *, configure: bool = True) -> 
         return _to_response(result, request_id)
 
     return Starlette(
+        middleware=[Middleware(PayloadLogger, paths=("/score",))],
         routes=[
             Route("/", health, methods=["GET"]),
             Route("/score", health, methods=["GET"]),

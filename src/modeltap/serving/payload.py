@@ -1,0 +1,238 @@
+"""Payload logging (R3): record every HTTP request and response without touching score.py.
+
+A pure ASGI middleware, shaped like starlette's GZipMiddleware: it wraps `receive`
+to copy the request body and `send` to copy the response, passing both through
+unchanged. When the response is complete it hands two Records (collections
+`request` and `response`) to the pipeline:
+
+- JSON bodies are stored as JSON, text bodies as text, anything else as a raw object
+  of its own (R4.4); bodies over `blob_threshold` (default 4 MB) always go to their
+  own object and the line carries the location with `datainblob: "true"` (R4.3).
+- Bodies are copied into spooled temporary files: past `blob_threshold` they wait on
+  disk, so memory stays bounded with many large requests in flight.
+- Both records carry the call's correlation id: the caller's `x-request-id`, or a new
+  UUID, which is added to the request (so the app sees it) and echoed in the response.
+- Beyond the source: the response also records the status code and latency, and
+  failed calls (4xx/5xx, exceptions in the app) are captured too.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from typing import IO, Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from modeltap import runtime, sampling
+from modeltap.errors import CollectionDisabledError, ModeltapError
+from modeltap.record import BLOB, JSON, Record
+
+__all__ = ["DEFAULT_BLOB_THRESHOLD", "PayloadLogger"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BLOB_THRESHOLD = 4 * 1024 * 1024
+REQUEST_ID = b"x-request-id"
+
+
+class _Body:
+    """A body copied as it streams by: in memory up to the threshold, then on disk."""
+
+    __slots__ = ("file", "size")
+
+    def __init__(self, threshold: int):
+        self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=threshold)  # noqa: SIM115
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        if chunk:
+            self.file.write(chunk)
+            self.size += len(chunk)
+
+
+class PayloadLogger:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        paths: tuple[str, ...] | None = ("/score",),
+        blob_threshold: int = DEFAULT_BLOB_THRESHOLD,
+        get_runtime: Callable[[], runtime.Runtime] = runtime.current,
+    ) -> None:
+        self.app = app
+        self.paths = paths  # None: every path
+        self.blob_threshold = blob_threshold
+        self.get_runtime = get_runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (self.paths is not None and scope["path"] not in self.paths):
+            await self.app(scope, receive, send)
+            return
+        try:
+            rt = self.get_runtime()
+        except CollectionDisabledError:  # collection not configured in this process
+            await self.app(scope, receive, send)
+            return
+        names = rt.deployment.collections
+        if "request" not in names and "response" not in names:
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        started = time.monotonic()
+        request_body = _Body(self.blob_threshold)
+        response_body = _Body(self.blob_threshold)
+        response: dict[str, Any] = {"status": None, "content_type": "", "done": False}
+
+        async def receive_copy() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                request_body.write(message.get("body", b""))
+            return message
+
+        async def send_copy(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != REQUEST_ID]
+                headers.append((REQUEST_ID, request_id.encode()))
+                message = {**message, "headers": headers}
+                response["status"] = message["status"]
+                response["content_type"] = _header(headers, b"content-type")
+            elif message["type"] == "http.response.body":
+                response_body.write(message.get("body", b""))
+                if not message.get("more_body", False):
+                    response["done"] = True
+            await send(message)
+
+        error: BaseException | None = None
+        try:
+            await self.app(scope, receive_copy, send_copy)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            latency_ms = round((time.monotonic() - started) * 1000, 3)
+            try:
+                self._record(
+                    rt, scope, request_id, request_body, response_body, response, latency_ms, error
+                )
+            except Exception:  # logging must never break serving
+                log.exception("payload logging failed for request %s", request_id)
+
+    def _record(
+        self,
+        rt: runtime.Runtime,
+        scope: Scope,
+        request_id: str,
+        request_body: _Body,
+        response_body: _Body,
+        response: dict[str, Any],
+        latency_ms: float,
+        error: BaseException | None,
+    ) -> None:
+        names = rt.deployment.collections
+        if not sampling.keep(request_id, rt.deployment.sampling_rate):
+            for name in ("request", "response"):
+                if name in names:
+                    rt.pipeline.count_sampled_out()
+            request_body.file.close()
+            response_body.file.close()
+            return
+        path = scope["path"] + (
+            "?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else ""
+        )
+        common = {"path": path, "method": scope["method"]}
+        now = time.time()
+        if "request" in names:
+            content_type = _header(scope["headers"], b"content-type")
+            self._submit(rt, "request", request_body, content_type, request_id, now, common)
+        else:
+            request_body.file.close()
+        if "response" in names:
+            status = response["status"] if response["status"] is not None else 500
+            extra = {**common, "statuscode": status, "latencyms": latency_ms}
+            if error is not None:
+                extra["error"] = f"{type(error).__name__}: {error}"
+            elif not response["done"]:
+                extra["error"] = "response incomplete (client disconnected)"
+            self._submit(
+                rt, "response", response_body, response["content_type"], request_id, now, extra
+            )
+        else:
+            response_body.file.close()
+
+    def _submit(
+        self,
+        rt: runtime.Runtime,
+        collection: str,
+        body: _Body,
+        content_type: str,
+        request_id: str,
+        now: float,
+        extra: dict[str, Any],
+    ) -> None:
+        media = content_type.split(";")[0].strip().lower() or "application/octet-stream"
+        kind, data = BLOB, body.file  # type: tuple[str, IO[bytes] | bytes]
+        size = 256
+        if body.size <= self.blob_threshold:
+            raw = _read(body.file)
+            data, kind = raw, BLOB
+            if media == "application/json" or media.endswith("+json"):
+                encoded = _json_or_none(raw)
+                if encoded is not None:
+                    data, kind = encoded, JSON
+            if kind == BLOB and (media.startswith("text/") or media == "application/json"):
+                data, kind = orjson.dumps(raw.decode("utf-8", "replace")), JSON
+            size += len(raw)
+        record = Record(
+            collection,
+            data,
+            kind=kind,
+            correlation_id=request_id,
+            time_=now,
+            content_type=media,
+            collect_data_type=None,
+            extra=extra,
+        )
+        try:
+            rt.pipeline.submit(record, size)
+        except ModeltapError as exc:  # counted by the pipeline; serving goes on
+            log.warning("payload of %s not recorded: %s", request_id, exc)
+
+
+def _request_id(scope: Scope) -> str:
+    """The caller's x-request-id, or a new one added to the request so the app sees it."""
+    for key, value in scope["headers"]:
+        if key.lower() == REQUEST_ID:
+            given = bytes(value).decode("latin-1").strip()
+            if given and len(given) <= 200 and given.isprintable():
+                return given
+    new = str(uuid.uuid4())
+    scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() != REQUEST_ID]
+    scope["headers"].append((REQUEST_ID, new.encode()))
+    return new
+
+
+def _header(headers: Any, name: bytes) -> str:
+    for key, value in headers:
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return ""
+
+
+def _read(file: IO[bytes]) -> bytes:
+    file.seek(0)
+    data = file.read()
+    file.close()
+    return data
+
+
+def _json_or_none(raw: bytes) -> bytes | None:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return orjson.dumps(value) if (b"\n" in raw or b"\r" in raw) else raw.strip()
