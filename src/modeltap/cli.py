@@ -231,6 +231,91 @@ def agent(
     )
 
 
+@main.command()
+@click.option(
+    "--upstream", required=True, help="The model server to forward to, e.g. http://127.0.0.1:8080."
+)
+@click.option(
+    "-f",
+    "--file",
+    "deployment_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Deployment YAML enabling the request and response collections.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=5002, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Workspace folder [default: $MODELTAP_WORKSPACE, else ./modeltap-workspace].",
+)
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+@_friendly_errors
+def proxy(
+    upstream: str,
+    deployment_file: Path,
+    host: str,
+    port: int,
+    workspace: Path | None,
+    log_level: str,
+) -> None:
+    """Log request and response payloads in front of any HTTP model server.
+
+    \b
+    Example:
+      modeltap proxy --upstream http://127.0.0.1:8080 --port 5002 -f deployment.yml
+      curl -X POST localhost:5002/v2/models/iris/infer -d @request.json
+    """
+    import uvicorn
+
+    from modeltap import runtime
+    from modeltap.config import load_deployment, load_workspace
+    from modeltap.errors import ConfigError
+    from modeltap.serving.proxy import ENV_UPSTREAM
+
+    if not upstream.startswith(("http://", "https://")):
+        raise ConfigError(f"{upstream!r} is not an http(s) URL", field="--upstream")
+    ws = load_workspace(workspace if workspace is not None else runtime.default_workspace())
+    settings = load_deployment(deployment_file, ws)
+    missing = {"request", "response"} - set(settings.collections)
+    for note in settings.notes:
+        click.echo(f"modeltap: note: {note}", err=True)
+    if missing == {"request", "response"}:
+        raise ConfigError(
+            "the proxy records payloads: enable the request and/or response collections",
+            field="data_collector.collections",
+            source=str(settings.file),
+        )
+    os.environ[runtime.ENV_DEPLOYMENT] = str(settings.file)
+    os.environ[runtime.ENV_WORKSPACE] = str(ws.root)
+    os.environ[ENV_UPSTREAM] = upstream
+    click.echo(
+        f"modeltap: proxy http://{host}:{port} -> {upstream}; logging "
+        f"{', '.join(sorted({'request', 'response'} - missing))} into workspace {ws.root}",
+        err=True,
+    )
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(name)s: %(message)s")
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_cleanly)
+    uvicorn.run(
+        "modeltap.serving.proxy:create_proxy_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        server_header=False,  # the upstream's Server and Date headers pass through
+        date_header=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
 def _exit_cleanly(signum: int, frame: object) -> None:
     sys.exit(0)
 

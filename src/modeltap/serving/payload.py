@@ -180,6 +180,8 @@ class PayloadLogger:
         if body.size <= self.blob_threshold:
             raw = _read(body.file)
             data, kind = raw, BLOB
+            if not raw:  # no body (a GET, a 204): nothing to store
+                data, kind = b"null", JSON
             if media == "application/json" or media.endswith("+json"):
                 encoded = _json_or_none(raw)
                 if encoded is not None:
