@@ -33,9 +33,11 @@ usage:
   .venv/bin/python bench/bench_collect.py --pin off --results /tmp/unpinned.jsonl
 Markdown tables go to stdout, progress to stderr, one JSON object per scenario run to --results.
 """
+
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import datetime
 import json
@@ -57,8 +59,14 @@ REPO = HERE.parent
 SRC = REPO / "src"
 DEFAULT_RECEIVER = REPO.parent / "shared" / "bench-anchor" / "receiver.py"
 SHAPES = {"1x10": (1, 10), "10x20": (10, 20), "1000x20": (1000, 20)}
-MT_COLLECTION_DIR = ("datastores", "workspaceblobstore", "modelDataCollector",
-                     "bench", "blue", "model_inputs")
+MT_COLLECTION_DIR = (
+    "datastores",
+    "workspaceblobstore",
+    "modelDataCollector",
+    "bench",
+    "blue",
+    "model_inputs",
+)
 
 
 # ----------------------------------------------------------------------------------- frames
@@ -69,15 +77,27 @@ def make_frame(shape: str):
 
     rows, cols = SHAPES[shape]
     rng = np.random.default_rng(42)
-    words = np.array(["alpha", "bravo", "charlie", "delta", "echo-7",
-                      "foxtrot", "golf_club", "hotel", "india", "juliett"])
+    words = np.array(
+        [
+            "alpha",
+            "bravo",
+            "charlie",
+            "delta",
+            "echo-7",
+            "foxtrot",
+            "golf_club",
+            "hotel",
+            "india",
+            "juliett",
+        ]
+    )
     data = {}
     for c in range(cols):
         kind = c % 10
         if kind < 4:
             data[f"f{c}"] = rng.normal(size=rows) * 1000
         elif kind < 7:
-            data[f"i{c}"] = rng.integers(-10**6, 10**6, size=rows)
+            data[f"i{c}"] = rng.integers(-(10**6), 10**6, size=rows)
         else:
             data[f"s{c}"] = rng.choice(words, size=rows).astype(object)
     return pd.DataFrame(data)
@@ -94,7 +114,7 @@ def pct_us(sorted_ns, p):
 
 def proc_cpu_seconds(pid):
     try:
-        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
@@ -119,7 +139,7 @@ def _same(a, b):
 def rows_match(got, want):
     if not isinstance(got, list) or len(got) != len(want):
         return False
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         if not isinstance(g, dict) or g.keys() != w.keys():
             return False
         for k, v in w.items():
@@ -133,17 +153,18 @@ MUT_FLOAT, MUT_INT, MUT_STR = -1.0, -7, "MUTATED"
 
 def mutate_in_place(df):
     """What a scoring function might do to its input after handing it to the collector."""
-    df.iloc[:, 0] = MUT_FLOAT   # f0 (float64)
-    df.iloc[:, 4] = MUT_INT     # i4 (int64)
-    df.iloc[:, 7] = MUT_STR     # s7 (str)
+    df.iloc[:, 0] = MUT_FLOAT  # f0 (float64)
+    df.iloc[:, 4] = MUT_INT  # i4 (int64)
+    df.iloc[:, 7] = MUT_STR  # s7 (str)
 
 
 def shows_mutation(rows):
     if not isinstance(rows, list):
         return False
     for r in rows:
-        if isinstance(r, dict) and (r.get("f0") == MUT_FLOAT or r.get("i4") == MUT_INT
-                                    or r.get("s7") == MUT_STR):
+        if isinstance(r, dict) and (
+            r.get("f0") == MUT_FLOAT or r.get("i4") == MUT_INT or r.get("s7") == MUT_STR
+        ):
             return True
     return False
 
@@ -177,9 +198,10 @@ def run_loop(collect, df, a, on_call=None):
         s = pcn()
         try:
             collect(d)
-        except Exception as e:  # noqa: BLE001 - counted and reported
+        except Exception:  # counted and reported, never raised into the loop
             if len(errors) < 1:
                 import traceback
+
                 errors.append(traceback.format_exc())
             else:
                 errors.append(None)
@@ -253,13 +275,30 @@ def child_sdk(a, df, res):
                     violations += 1
                 if shows_mutation(body):
                     mutated += 1
-    res.update(accepted=accepted, dropped=dropped, queued_at_end=queued_at_end,
-               recv_cpu_pct=None if rc0 is None or rc1 is None else round((rc1 - rc0) / elapsed * 100))
-    return lat, calls, errors, t0, elapsed, own_cpu, t_drained, dict(
-        landed_total=landed, landed_in_window=in_window, landed_rows_total=rows,
-        landed_rows_in_window=rows_in_window, records_with_wrong_row_count=bad_rows,
-        snapshot_violations=violations if want is not None else None,
-        snapshot_mutated=mutated if want is not None else None)
+    res.update(
+        accepted=accepted,
+        dropped=dropped,
+        queued_at_end=queued_at_end,
+        recv_cpu_pct=None if rc0 is None or rc1 is None else round((rc1 - rc0) / elapsed * 100),
+    )
+    return (
+        lat,
+        calls,
+        errors,
+        t0,
+        elapsed,
+        own_cpu,
+        t_drained,
+        dict(
+            landed_total=landed,
+            landed_in_window=in_window,
+            landed_rows_total=rows,
+            landed_rows_in_window=rows_in_window,
+            records_with_wrong_row_count=bad_rows,
+            snapshot_violations=violations if want is not None else None,
+            snapshot_mutated=mutated if want is not None else None,
+        ),
+    )
 
 
 def mt_files(ws):
@@ -277,12 +316,21 @@ def child_modeltap(a, df, res):
 
     import modeltap
 
-    kw = dict(workspace=a.workspace, endpoint="bench", deployment="blue",
-              collections=["model_inputs"], rolling_rate="Hour", sampling_rate=1.0)
+    kw = dict(
+        workspace=a.workspace,
+        endpoint="bench",
+        deployment="blue",
+        collections=["model_inputs"],
+        rolling_rate="Hour",
+        sampling_rate=1.0,
+    )
     overflow = "block" if a.mode in ("flood", "snapshot") else a.paced_overflow
     if overflow != "default":
         kw["overflow"] = overflow
+    if a.mt_flush_interval != "default":
+        kw["flush_interval"] = float(a.mt_flush_interval)
     res["overflow"] = overflow
+    res["flush_interval"] = a.mt_flush_interval
     modeltap.configure(**kw)
     coll = modeltap.Collector(name="model_inputs", on_error=None)
     for _ in range(20):  # warm-up
@@ -294,32 +342,39 @@ def child_modeltap(a, df, res):
     base = mt_files(a.workspace)
 
     own0 = sum(os.times()[:2])
-    lat, calls, errors, t0, w0, elapsed = run_loop(coll.collect, df, a)
+    lat, calls, errors, t0, _w0, elapsed = run_loop(coll.collect, df, a)
     st_w1 = modeltap.stats()
     at_w1 = mt_files(a.workspace)
     own_cpu = (sum(os.times()[:2]) - own0) / elapsed * 100
     tf = time.perf_counter()
-    modeltap.flush()
+    flushed = modeltap.flush(timeout=300)
     t_drained = time.perf_counter()
     st1 = modeltap.stats()
-    modeltap.shutdown()
+    shut_ok = modeltap.shutdown()
     t_shut = time.perf_counter()
-    st2 = modeltap.stats()
+    st2 = modeltap.stats() or st1  # stats() is empty once shut down
 
     def delta(st, k):
         return st.get(k, 0) - st0.get(k, 0)
 
-    res.update(accepted=delta(st1, "accepted"), dropped=delta(st2, "dropped"),
-               sampled_out=delta(st2, "sampled_out"),
-               written_stats_at_w1=delta(st_w1, "written"), written_stats=delta(st2, "written"),
-               queued_at_end=delta(st_w1, "accepted") - delta(st_w1, "written"),
-               flush_s=round(t_drained - tf, 3), shutdown_s=round(t_shut - t_drained, 3),
-               stats_raw={"after_warmup": st0, "at_w1": st_w1, "after_shutdown": st2})
+    res.update(
+        accepted=delta(st1, "accepted"),
+        dropped=delta(st2, "dropped"),
+        sampled_out=delta(st2, "sampled_out"),
+        flush_ok=flushed,
+        shutdown_ok=shut_ok,
+        written_stats_at_w1=delta(st_w1, "written"),
+        written_stats=delta(st2, "written"),
+        queued_at_end=delta(st_w1, "accepted") - delta(st_w1, "written"),
+        flush_s=round(t_drained - tf, 3),
+        shutdown_s=round(t_shut - t_drained, 3),
+        stats_raw={"after_warmup": st0, "at_w1": st_w1, "after_shutdown": st2},
+    )
 
     want = expected_rows(df) if a.mode == "snapshot" else None
     landed = in_window = rows = rows_in_window = bad_rows = 0
     violations = mutated = 0
-    for path, size in sorted(mt_files(a.workspace).items()):
+    for path in sorted(mt_files(a.workspace)):
         start = base.get(path, 0)
         w1_end = at_w1.get(path, 0)
         with open(path, "rb") as f:
@@ -345,30 +400,56 @@ def child_modeltap(a, df, res):
                         violations += 1
                     if shows_mutation(data):
                         mutated += 1
-    return lat, calls, errors, t0, elapsed, own_cpu, t_drained, dict(
-        landed_total=landed, landed_in_window=in_window, landed_rows_total=rows,
-        landed_rows_in_window=rows_in_window, records_with_wrong_row_count=bad_rows,
-        snapshot_violations=violations if want is not None else None,
-        snapshot_mutated=mutated if want is not None else None)
+    return (
+        lat,
+        calls,
+        errors,
+        t0,
+        elapsed,
+        own_cpu,
+        t_drained,
+        dict(
+            landed_total=landed,
+            landed_in_window=in_window,
+            landed_rows_total=rows,
+            landed_rows_in_window=rows_in_window,
+            records_with_wrong_row_count=bad_rows,
+            snapshot_violations=violations if want is not None else None,
+            snapshot_mutated=mutated if want is not None else None,
+        ),
+    )
 
 
 def child_main(a):
     df = make_frame(a.shape)
-    res = {"side": a.side, "mode": a.mode, "shape": a.shape, "rows": len(df),
-           "duration_s": a.duration, "pid": os.getpid(),
-           "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}
+    res = {
+        "side": a.side,
+        "mode": a.mode,
+        "shape": a.shape,
+        "rows": len(df),
+        "duration_s": a.duration,
+        "pid": os.getpid(),
+        "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+    }
     if a.mode in ("paced", "snapshot"):
         res["target_rate"] = a.rate
     fn = child_sdk if a.side == "sdk" else child_modeltap
     lat, calls, errors, t0, elapsed, own_cpu, t_drained, counts = fn(a, df, res)
     lat.sort()
-    res.update(calls=calls, elapsed_s=round(elapsed, 3), call_rate=round(calls / elapsed, 1),
-               collect_errors=len(errors), first_error=errors[0] if errors else None,
-               client_cpu_pct=round(own_cpu),
-               lat_p50_us=pct_us(lat, 50), lat_p99_us=pct_us(lat, 99),
-               lat_p999_us=pct_us(lat, 99.9), lat_max_us=lat[-1] / 1000 if lat else None,
-               lat_mean_us=sum(lat) / len(lat) / 1000 if lat else None,
-               drain_s=round(t_drained - t0 - elapsed, 3))
+    res.update(
+        calls=calls,
+        elapsed_s=round(elapsed, 3),
+        call_rate=round(calls / elapsed, 1),
+        collect_errors=len(errors),
+        first_error=errors[0] if errors else None,
+        client_cpu_pct=round(own_cpu),
+        lat_p50_us=pct_us(lat, 50),
+        lat_p99_us=pct_us(lat, 99),
+        lat_p999_us=pct_us(lat, 99.9),
+        lat_max_us=lat[-1] / 1000 if lat else None,
+        lat_mean_us=sum(lat) / len(lat) / 1000 if lat else None,
+        drain_s=round(t_drained - t0 - elapsed, 3),
+    )
     res.update(counts)
     res["landed_calls_per_s"] = round(counts["landed_in_window"] / elapsed, 1)
     res["landed_rows_per_s"] = round(counts["landed_rows_in_window"] / elapsed)
@@ -390,10 +471,17 @@ def die(msg):
     sys.exit(2)
 
 
+# The children import modeltap from a copy of src/ taken when the run starts, so that edits
+# made to the working tree during a run cannot mix library versions within one run.
+_SRC_FOR_CHILDREN = SRC
+
+
 def child_env():
     env = dict(os.environ)
-    # the bench always measures the working tree's src/, installed or not
-    env["PYTHONPATH"] = str(SRC) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    # the bench always measures the working tree's src/ (as copied at start), installed or not
+    env["PYTHONPATH"] = str(_SRC_FOR_CHILDREN) + (
+        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+    )
     env.setdefault("PYTHONHASHSEED", "0")
     return env
 
@@ -428,11 +516,22 @@ print(json.dumps(out))
     info = json.loads(p.stdout) if p.returncode == 0 else {}
     cpu = "?"
     with contextlib.suppress(OSError):
-        for ln in open("/proc/cpuinfo"):
+        for ln in Path("/proc/cpuinfo").read_text().splitlines():
             if ln.startswith("model name"):
                 cpu = ln.split(":", 1)[1].strip()
                 break
     info.update(nproc=os.cpu_count(), cpu_model=cpu, kernel=platform.release())
+    git = ["git", "-C", str(REPO)]
+    with contextlib.suppress(OSError):
+        head = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--", "src"], capture_output=True, text=True
+        )
+        info["modeltap_commit"] = head.stdout.strip() + (
+            " (src/ modified)" if dirty.stdout.strip() else ""
+        )
     return info
 
 
@@ -452,6 +551,8 @@ def med(vals):
 
 
 def table(header, lines):
+    if not lines:
+        return "(no runs)\n"
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(str(c) for c in ln) + " |" for ln in lines]
     return "\n".join(out) + "\n"
@@ -472,24 +573,36 @@ def report(rows, meta):
     sides = [s for s in ("sdk", "modeltap") if any(k[2] == s for k in g)]
     label = {"sdk": "SDK 1.0.0", "modeltap": "modeltap"}
     nrep = len({r["rep"] for r in ok}) if ok else 0
-    out = [f"Pinning: {meta['pinning']}. Duration {meta['duration']} s per run, {nrep} rep(s), "
-           f"interleaved. Cells: median [min-max] over reps.\n"]
+    out = [
+        f"Pinning: {meta['pinning']}. Duration {meta['duration']} s per run, {nrep} rep(s), "
+        f"interleaved. Cells: median [min-max] over reps.\n"
+    ]
 
     rate = meta["rate"]
-    out.append(f"### 1. collect() latency on the calling thread, paced {rate:.0f} calls/s, "
-               "worker live (us)\n")
+    out.append(
+        f"### 1. collect() latency on the calling thread, paced {rate:.0f} calls/s, "
+        "worker live (us)\n"
+    )
     lines = []
     for sh in shapes:
         for sd in sides:
             v = g.get((sh, "paced", sd), [])
             if v:
-                lines.append([sh, label[sd], agg([r["calls"] for r in v]),
-                              agg([r["lat_p50_us"] for r in v], "{:.1f}"),
-                              agg([r["lat_p99_us"] for r in v], "{:.1f}"),
-                              agg([r["lat_p999_us"] for r in v], "{:.0f}"),
-                              agg([r["lat_max_us"] for r in v], "{:.0f}"),
-                              agg([r["client_cpu_pct"] for r in v])])
-    out.append(table(["frame", "side", "calls", "p50", "p99", "p99.9", "max", "client CPU %"], lines))
+                lines.append(
+                    [
+                        sh,
+                        label[sd],
+                        agg([r["calls"] for r in v]),
+                        agg([r["lat_p50_us"] for r in v], "{:.1f}"),
+                        agg([r["lat_p99_us"] for r in v], "{:.1f}"),
+                        agg([r["lat_p999_us"] for r in v], "{:.0f}"),
+                        agg([r["lat_max_us"] for r in v], "{:.0f}"),
+                        agg([r["client_cpu_pct"] for r in v]),
+                    ]
+                )
+    out.append(
+        table(["frame", "side", "calls", "p50", "p99", "p99.9", "max", "client CPU %"], lines)
+    )
 
     out.append(f"### 2. Delivery at {rate:.0f} calls/s (paced)\n")
     lines = []
@@ -497,62 +610,130 @@ def report(rows, meta):
         for sd in sides:
             v = g.get((sh, "paced", sd), [])
             if v:
-                lines.append([sh, label[sd], v[0].get("overflow", "-"),
-                              agg([r["call_rate"] for r in v]),
-                              agg([r["landed_calls_per_s"] for r in v]),
-                              agg([r["landed_rows_per_s"] for r in v]),
-                              agg([r["dropped"] for r in v]),
-                              agg([r["collect_errors"] for r in v]),
-                              agg([r["lost_after_accept"] for r in v]),
-                              agg([r["drain_s"] for r in v], "{:.2f}")])
-    out.append(table(["frame", "side", "overflow", "collect calls/s", "landed records/s (in window)",
-                      "landed rows/s", "dropped", "collect() raised", "lost after accept",
-                      "drain after window (s)"], lines))
+                lines.append(
+                    [
+                        sh,
+                        label[sd],
+                        v[0].get("overflow", "-"),
+                        agg([r["call_rate"] for r in v]),
+                        agg([r["landed_calls_per_s"] for r in v]),
+                        agg([r["landed_rows_per_s"] for r in v]),
+                        agg([r["landed_incl_drain_per_s"] for r in v]),
+                        agg([r["dropped"] for r in v]),
+                        agg([r["collect_errors"] for r in v]),
+                        agg([r["lost_after_accept"] for r in v]),
+                        agg([r["drain_s"] for r in v], "{:.2f}"),
+                    ]
+                )
+    out.append(
+        table(
+            [
+                "frame",
+                "side",
+                "overflow",
+                "collect calls/s",
+                "landed records/s (in window)",
+                "landed rows/s",
+                "landed records/s incl. drain",
+                "dropped",
+                "collect() raised",
+                "lost after accept",
+                "drain after window (s)",
+            ],
+            lines,
+        )
+    )
 
-    out.append(f"### 3. Flood: tight loop for {meta['duration']} s (modeltap overflow=\"block\", "
-               "SDK defaults)\n")
+    out.append(
+        f'### 3. Flood: tight loop for {meta["duration"]} s (modeltap overflow="block", '
+        "SDK defaults)\n"
+    )
     lines = []
     for sh in shapes:
         for sd in sides:
             v = g.get((sh, "flood", sd), [])
             if v:
-                lines.append([sh, label[sd], agg([r["call_rate"] for r in v]),
-                              agg([r["landed_calls_per_s"] for r in v]),
-                              agg([r["landed_rows_per_s"] for r in v]),
-                              agg([r["landed_incl_drain_per_s"] for r in v]),
-                              agg([r["dropped"] for r in v]),
-                              agg([100 * r["dropped"] / r["calls"] if r["calls"] else None
-                                   for r in v], "{:.1f}"),
-                              agg([r["lost_after_accept"] for r in v]),
-                              agg([r["drain_s"] for r in v], "{:.2f}"),
-                              agg([r["lat_p50_us"] for r in v], "{:.1f}") + " / "
-                              + agg([r["lat_p99_us"] for r in v], "{:.0f}"),
-                              agg([r["client_cpu_pct"] for r in v])])
-    out.append(table(["frame", "side", "collect calls/s", "landed records/s (in window)",
-                      "landed rows/s", "landed records/s incl. drain", "dropped", "dropped %",
-                      "lost after accept", "drain after window (s)", "collect p50 / p99 (us)",
-                      "client CPU %"], lines))
+                lines.append(
+                    [
+                        sh,
+                        label[sd],
+                        agg([r["call_rate"] for r in v]),
+                        agg([r["landed_calls_per_s"] for r in v]),
+                        agg([r["landed_rows_per_s"] for r in v]),
+                        agg([r["landed_incl_drain_per_s"] for r in v]),
+                        agg([r["dropped"] for r in v]),
+                        agg(
+                            [100 * r["dropped"] / r["calls"] if r["calls"] else None for r in v],
+                            "{:.1f}",
+                        ),
+                        agg([r["lost_after_accept"] for r in v]),
+                        agg([r["drain_s"] for r in v], "{:.2f}"),
+                        agg([r["lat_p50_us"] for r in v], "{:.1f}")
+                        + " / "
+                        + agg([r["lat_p99_us"] for r in v], "{:.0f}"),
+                        agg([r["client_cpu_pct"] for r in v]),
+                    ]
+                )
+    out.append(
+        table(
+            [
+                "frame",
+                "side",
+                "collect calls/s",
+                "landed records/s (in window)",
+                "landed rows/s",
+                "landed records/s incl. drain",
+                "dropped",
+                "dropped %",
+                "lost after accept",
+                "drain after window (s)",
+                "collect p50 / p99 (us)",
+                "client CPU %",
+            ],
+            lines,
+        )
+    )
 
     if "sdk" in sides and "modeltap" in sides:
         out.append("### 4. Ratios modeltap / SDK (of the medians)\n")
         lines = []
         for sh in shapes:
-            def m(mode, side, key):
+
+            def m(mode, side, key, sh=sh):
                 return med([r[key] for r in g.get((sh, mode, side), [])])
-            lines.append([sh,
-                          ratio(m("flood", "modeltap", "landed_calls_per_s"),
-                                m("flood", "sdk", "landed_calls_per_s")),
-                          ratio(m("flood", "modeltap", "landed_incl_drain_per_s"),
-                                m("flood", "sdk", "landed_incl_drain_per_s")),
-                          ratio(m("paced", "modeltap", "landed_calls_per_s"),
-                                m("paced", "sdk", "landed_calls_per_s")),
-                          ratio(m("paced", "modeltap", "lat_p50_us"),
-                                m("paced", "sdk", "lat_p50_us")),
-                          ratio(m("paced", "modeltap", "lat_p99_us"),
-                                m("paced", "sdk", "lat_p99_us"))])
-        out.append(table(["frame", "flood landed rate (in window)", "flood landed rate incl. drain",
-                          f"paced {rate:.0f}/s landed rate", f"paced p50 latency",
-                          f"paced p99 latency"], lines))
+
+            lines.append(
+                [
+                    sh,
+                    ratio(
+                        m("flood", "modeltap", "landed_calls_per_s"),
+                        m("flood", "sdk", "landed_calls_per_s"),
+                    ),
+                    ratio(
+                        m("flood", "modeltap", "landed_incl_drain_per_s"),
+                        m("flood", "sdk", "landed_incl_drain_per_s"),
+                    ),
+                    ratio(
+                        m("paced", "modeltap", "landed_calls_per_s"),
+                        m("paced", "sdk", "landed_calls_per_s"),
+                    ),
+                    ratio(m("paced", "modeltap", "lat_p50_us"), m("paced", "sdk", "lat_p50_us")),
+                    ratio(m("paced", "modeltap", "lat_p99_us"), m("paced", "sdk", "lat_p99_us")),
+                ]
+            )
+        out.append(
+            table(
+                [
+                    "frame",
+                    "flood landed rate (in window)",
+                    "flood landed rate incl. drain",
+                    f"paced {rate:.0f}/s landed rate",
+                    "paced p50 latency",
+                    "paced p99 latency",
+                ],
+                lines,
+            )
+        )
         out.append("Landed-rate ratios > 1 favour modeltap; latency ratios < 1 favour modeltap.\n")
 
     snap = [(k, v) for k, v in g.items() if k[1] == "snapshot"]
@@ -563,35 +744,81 @@ def report(rows, meta):
             for sd in sides:
                 v = g.get((sh, "snapshot", sd), [])
                 if v:
-                    lines.append([sh, label[sd], agg([r["calls"] for r in v]),
-                                  agg([r["landed_total"] for r in v]),
-                                  agg([r["snapshot_violations"] for r in v]),
-                                  agg([r["snapshot_mutated"] for r in v])])
-        out.append(table(["frame", "side", "calls", "landed", "violations (landed != original)",
-                          "of which carry the mutation"], lines))
+                    lines.append(
+                        [
+                            sh,
+                            label[sd],
+                            agg([r["calls"] for r in v]),
+                            agg([r["landed_total"] for r in v]),
+                            agg([r["snapshot_violations"] for r in v]),
+                            agg([r["snapshot_mutated"] for r in v]),
+                        ]
+                    )
+        out.append(
+            table(
+                [
+                    "frame",
+                    "side",
+                    "calls",
+                    "landed",
+                    "violations (landed != original)",
+                    "of which carry the mutation",
+                ],
+                lines,
+            )
+        )
 
     errs = [r for r in rows if "error" in r]
     exc = [r for r in ok if r.get("collect_errors")]
     lost = [r for r in ok if r.get("lost_after_accept")]
     wrong = [r for r in ok if r.get("records_with_wrong_row_count")]
     mt_drop = [r for r in ok if r["side"] == "modeltap" and r.get("dropped")]
-    if errs or exc or lost or wrong or mt_drop:
+    slow = [
+        r
+        for r in ok
+        if r["side"] == "modeltap"
+        and r["mode"] == "paced"
+        and r["call_rate"] < 0.95 * r.get("target_rate", 0)
+    ]
+    unflushed = [r for r in ok if r.get("flush_ok") is False or r.get("shutdown_ok") is False]
+    if errs or exc or lost or wrong or mt_drop or slow or unflushed:
         out.append("### Problems seen\n")
         for r in errs:
-            out.append(f"* {r['side']} {r['mode']} {r['shape']} rep {r['rep']}: run FAILED: "
-                       f"{r['error']}")
+            out.append(
+                f"* {r['side']} {r['mode']} {r['shape']} rep {r['rep']}: run FAILED: {r['error']}"
+            )
         for r in exc:
-            out.append(f"* {r['side']} {r['mode']} {r['shape']} rep {r['rep']}: collect() raised "
-                       f"{r['collect_errors']} times; first:\n```\n{r['first_error']}```")
+            out.append(
+                f"* {r['side']} {r['mode']} {r['shape']} rep {r['rep']}: collect() raised "
+                f"{r['collect_errors']} times; first:\n```\n{r['first_error']}```"
+            )
         for r in lost:
-            out.append(f"* {r['side']} {r['mode']} {r['shape']} rep {r['rep']}: "
-                       f"{r['lost_after_accept']} records accepted but not landed")
+            out.append(
+                f"* {r['side']} {r['mode']} {r['shape']} rep {r['rep']}: "
+                f"{r['lost_after_accept']} records accepted but not landed"
+            )
         for r in wrong:
-            out.append(f"* {r['side']} {r['mode']} {r['shape']} rep {r['rep']}: "
-                       f"{r['records_with_wrong_row_count']} landed records with a wrong row count")
+            out.append(
+                f"* {r['side']} {r['mode']} {r['shape']} rep {r['rep']}: "
+                f"{r['records_with_wrong_row_count']} landed records with a wrong row count"
+            )
         for r in mt_drop:
-            out.append(f"* modeltap {r['mode']} {r['shape']} rep {r['rep']}: dropped "
-                       f"{r['dropped']} (overflow={r.get('overflow')})")
+            out.append(
+                f"* modeltap {r['mode']} {r['shape']} rep {r['rep']}: dropped "
+                f"{r['dropped']} (overflow={r.get('overflow')})"
+            )
+        for r in slow:
+            out.append(
+                f"* modeltap paced {r['shape']} rep {r['rep']}: the caller managed only "
+                f"{r['call_rate']:.0f} of {r['target_rate']:.0f} calls/s (collect() blocked: "
+                f"max {r['lat_max_us'] / 1000:.0f} ms, p99.9 {r['lat_p999_us'] / 1000:.1f} ms; "
+                f"overflow={r.get('overflow')})"
+            )
+        for r in unflushed:
+            out.append(
+                f"* modeltap {r['mode']} {r['shape']} rep {r['rep']}: flush() returned "
+                f"{r.get('flush_ok')}, shutdown() returned {r.get('shutdown_ok')}"
+            )
         out.append("")
     return "\n".join(out)
 
@@ -610,21 +837,39 @@ def orchestrate(a):
     sides = a.sides.split(",")
     modes = a.modes.split(",")
 
+    global _SRC_FOR_CHILDREN
+    work = Path(tempfile.mkdtemp(prefix="modeltap-bench-", dir=a.workdir))
+    if not a.keep:
+        atexit.register(shutil.rmtree, work, True)
+    if "modeltap" in sides:
+        _SRC_FOR_CHILDREN = work / "src"
+        shutil.copytree(SRC, _SRC_FOR_CHILDREN, ignore=shutil.ignore_patterns("__pycache__"))
     receiver = Path(a.receiver)
     if "sdk" in sides:
         if not receiver.is_file():
-            die(f"SDK receiver not found at {receiver}.\nThe SDK side needs the anchor's plain "
+            die(
+                f"SDK receiver not found at {receiver}.\nThe SDK side needs the anchor's plain "
                 "receiver (shared/bench-anchor/receiver.py next to this repo); pass "
-                "--receiver PATH, or run only modeltap with --sides modeltap.")
-        check_import(py, "import azureml.ai.monitoring, requests",
-                     f"azureml-ai-monitoring is not importable with {py}.  Install it with:\n"
-                     f"  {py} -m pip install azureml-ai-monitoring==1.0.0 requests")
-        check_import(py, "import uvicorn, httptools, uvloop, orjson",
-                     f"the receiver needs uvicorn, httptools, uvloop and orjson in {py}")
+                "--receiver PATH, or run only modeltap with --sides modeltap."
+            )
+        check_import(
+            py,
+            "import azureml.ai.monitoring, requests",
+            f"azureml-ai-monitoring is not importable with {py}.  Install it with:\n"
+            f"  {py} -m pip install azureml-ai-monitoring==1.0.0 requests",
+        )
+        check_import(
+            py,
+            "import uvicorn, httptools, uvloop, orjson",
+            f"the receiver needs uvicorn, httptools, uvloop and orjson in {py}",
+        )
     if "modeltap" in sides:
-        check_import(py, "import modeltap; modeltap.configure; modeltap.Collector; modeltap.flush; "
-                     "modeltap.stats; modeltap.shutdown",
-                     f"modeltap (from {SRC}) is not importable or lacks the API the bench uses")
+        check_import(
+            py,
+            "import modeltap; modeltap.configure; modeltap.Collector; modeltap.flush; "
+            "modeltap.stats; modeltap.shutdown",
+            f"modeltap (from {SRC}) is not importable or lacks the API the bench uses",
+        )
 
     pin = a.pin == "on"
     taskset = shutil.which("taskset")
@@ -633,18 +878,26 @@ def orchestrate(a):
         pin = False
     c0 = [taskset, "-c", "0"] if pin else []
     c1 = [taskset, "-c", "1"] if pin else []
-    pinning = ("receiver on CPU 1, benchmark process (caller + library worker) on CPU 0 (taskset)"
-               if pin else "none (all processes may use all CPUs)")
+    pinning = (
+        "receiver on CPU 1, benchmark process (caller + library worker) on CPU 0 (taskset)"
+        if pin
+        else "none (all processes may use all CPUs)"
+    )
 
-    work = Path(tempfile.mkdtemp(prefix="modeltap-bench-", dir=a.workdir))
     recv_file = work / "received.jsonl"
     recv_file.touch()
     results = Path(a.results)
     results.parent.mkdir(parents=True, exist_ok=True)
     run_id = datetime.datetime.now().strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
     meta = versions(py)
-    meta.update(run_id=run_id, pinning=pinning, duration=a.duration, reps=a.reps, rate=a.rate,
-                command=" ".join([Path(py).name, *sys.argv]))
+    meta.update(
+        run_id=run_id,
+        pinning=pinning,
+        duration=a.duration,
+        reps=a.reps,
+        rate=a.rate,
+        command=" ".join([Path(py).name, *sys.argv]),
+    )
     log(f"run {run_id}: work dir {work}, results -> {results}")
     log(json.dumps(meta))
 
@@ -652,17 +905,31 @@ def orchestrate(a):
     if "sdk" in sides:
         if port_open(a.port):
             die(f"port {a.port} is already in use; stop whatever listens there or pass --port")
-        rlog = open(work / "receiver.log", "w")
-        rproc = subprocess.Popen([*c1, py, str(receiver), "--host", "127.0.0.1", "--port",
-                                  str(a.port), "--out", str(recv_file)],
-                                 stdout=rlog, stderr=subprocess.STDOUT)
+        rlog = open(work / "receiver.log", "w")  # noqa: SIM115 - lives as long as the receiver
+        rproc = subprocess.Popen(
+            [
+                *c1,
+                py,
+                str(receiver),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(a.port),
+                "--out",
+                str(recv_file),
+            ],
+            stdout=rlog,
+            stderr=subprocess.STDOUT,
+        )
         for _ in range(100):
             if port_open(a.port) or rproc.poll() is not None:
                 break
             time.sleep(0.1)
         if rproc.poll() is not None or not port_open(a.port):
-            die(f"receiver did not start; see {work / 'receiver.log'}:\n"
-                + (work / "receiver.log").read_text()[-2000:])
+            die(
+                f"receiver did not start; see {work / 'receiver.log'}:\n"
+                + (work / "receiver.log").read_text()[-2000:]
+            )
         log(f"receiver pid {rproc.pid} on 127.0.0.1:{a.port}")
 
     rows = []
@@ -685,19 +952,50 @@ def orchestrate(a):
                     out.unlink()
                 if sd == "sdk":
                     recv_file.write_bytes(b"")  # the receiver appends with O_APPEND
-                cmd = [*c0, py, str(Path(__file__).resolve()), "--child", "--side", sd,
-                       "--mode", mode, "--shape", sh, "--duration", str(a.duration),
-                       "--rate", str(a.rate), "--snapshot-calls", str(a.snapshot_calls),
-                       "--port", str(a.port), "--recv-file", str(recv_file),
-                       "--recv-pid", str(rproc.pid if rproc else 0), "--workspace", str(ws),
-                       "--paced-overflow", a.paced_overflow, "--out", str(out)]
+                cmd = [
+                    *c0,
+                    py,
+                    str(Path(__file__).resolve()),
+                    "--child",
+                    "--side",
+                    sd,
+                    "--mode",
+                    mode,
+                    "--shape",
+                    sh,
+                    "--duration",
+                    str(a.duration),
+                    "--rate",
+                    str(a.rate),
+                    "--snapshot-calls",
+                    str(a.snapshot_calls),
+                    "--port",
+                    str(a.port),
+                    "--recv-file",
+                    str(recv_file),
+                    "--recv-pid",
+                    str(rproc.pid if rproc else 0),
+                    "--workspace",
+                    str(ws),
+                    "--paced-overflow",
+                    a.paced_overflow,
+                    "--mt-flush-interval",
+                    a.mt_flush_interval,
+                    "--out",
+                    str(out),
+                ]
                 clog = work / f"child-{sd}-{mode}-{sh}-{rep}.log"
                 t = time.time()
                 err = None
                 with open(clog, "w") as lf:
                     try:
-                        p = subprocess.run(cmd, env=child_env(), stdout=lf, stderr=subprocess.STDOUT,
-                                           timeout=a.duration * 4 + 180)
+                        p = subprocess.run(
+                            cmd,
+                            env=child_env(),
+                            stdout=lf,
+                            stderr=subprocess.STDOUT,
+                            timeout=a.duration * 4 + 180,
+                        )
                         if p.returncode != 0:
                             err = f"exit code {p.returncode}"
                     except subprocess.TimeoutExpired:
@@ -710,13 +1008,18 @@ def orchestrate(a):
                     log(f"   {sd:8s} {mode:8s} {sh:7s} FAILED: {err}\n{tail}")
                 else:
                     r = json.loads(out.read_text())
-                    log(f"   {sd:8s} {mode:8s} {sh:7s} {time.time() - t:5.1f}s  "
+                    log(
+                        f"   {sd:8s} {mode:8s} {sh:7s} {time.time() - t:5.1f}s  "
                         f"calls/s {r['call_rate']:>8}  p50 {r['lat_p50_us']:7.1f}  "
                         f"p99 {r['lat_p99_us']:8.1f}  landed/s {r['landed_calls_per_s']:>8}  "
                         f"dropped {r['dropped']}  lost {r['lost_after_accept']}"
                         + (f"  raised {r['collect_errors']}" if r["collect_errors"] else "")
-                        + (f"  violations {r['snapshot_violations']}"
-                           if r.get("snapshot_violations") is not None else ""))
+                        + (
+                            f"  violations {r['snapshot_violations']}"
+                            if r.get("snapshot_violations") is not None
+                            else ""
+                        )
+                    )
                 r.update(bench="collect", run_id=run_id, rep=rep, pinned=pin)
                 rows.append(r)
                 with open(results, "a") as f:
@@ -730,6 +1033,7 @@ def orchestrate(a):
                 rproc.wait(10)
             except subprocess.TimeoutExpired:
                 rproc.kill()
+            rlog.close()
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
     meta["wall_s"] = round(time.time() - t_start)
@@ -737,32 +1041,72 @@ def orchestrate(a):
         f.write(json.dumps({"bench": "collect-meta", **meta}) + "\n")
     log(f"done in {meta['wall_s']} s")
     print(f"## modeltap vs azureml-ai-monitoring 1.0.0: collection benchmark ({run_id})\n")
-    print("Machine: " + ", ".join(f"{k} {meta.get(k)}" for k in (
-        "nproc", "cpu_model", "python", "pandas", "numpy", "pyarrow", "orjson",
-        "azureml-ai-monitoring", "requests", "modeltap")) + "\n")
+    print(
+        "Machine: "
+        + ", ".join(
+            f"{k} {meta.get(k)}"
+            for k in (
+                "nproc",
+                "cpu_model",
+                "python",
+                "pandas",
+                "numpy",
+                "pyarrow",
+                "orjson",
+                "azureml-ai-monitoring",
+                "requests",
+                "modeltap",
+                "modeltap_commit",
+            )
+        )
+        + "\n"
+    )
     print(f"Command: `{meta['command']}` (wall {meta['wall_s']} s)\n")
     print(report(rows, meta))
     return 0 if not any("error" in r for r in rows) else 1
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--duration", type=float, default=None,
-                    help="seconds per paced/flood run (default 10; 3 with --quick)")
-    ap.add_argument("--reps", type=int, default=None, help="repetitions (default 3; 1 with --quick)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds per paced/flood run (default 10; 3 with --quick)",
+    )
+    ap.add_argument(
+        "--reps", type=int, default=None, help="repetitions (default 3; 1 with --quick)"
+    )
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 rep x 3 s")
     ap.add_argument("--rate", type=float, default=500, help="paced calls/s (default 500)")
-    ap.add_argument("--results", default="/tmp/modeltap-bench/results-collect.jsonl",
-                    help="append one JSON object per scenario run here")
-    ap.add_argument("--pin", choices=["on", "off"], default="on",
-                    help="on: receiver on CPU 1, benchmark on CPU 0 (needs taskset)")
+    ap.add_argument(
+        "--results",
+        default="/tmp/modeltap-bench/results-collect.jsonl",
+        help="append one JSON object per scenario run here",
+    )
+    ap.add_argument(
+        "--pin",
+        choices=["on", "off"],
+        default="on",
+        help="on: receiver on CPU 1, benchmark on CPU 0 (needs taskset)",
+    )
     ap.add_argument("--shapes", default=",".join(SHAPES))
     ap.add_argument("--sides", default="sdk,modeltap")
     ap.add_argument("--modes", default="paced,flood,snapshot")
     ap.add_argument("--snapshot-calls", type=int, default=200)
-    ap.add_argument("--paced-overflow", default="default",
-                    help='modeltap overflow for paced runs ("default" = library default)')
+    ap.add_argument(
+        "--paced-overflow",
+        default="default",
+        help='modeltap overflow for paced runs ("default" = library default)',
+    )
+    ap.add_argument(
+        "--mt-flush-interval",
+        default="1.0",
+        help='modeltap flush_interval in seconds for all runs ("default" = library default); '
+        "1.0 so that 10 s windows see regular commits",
+    )
     ap.add_argument("--port", type=int, default=50011, help="SDK receiver port")
     ap.add_argument("--receiver", default=str(DEFAULT_RECEIVER))
     ap.add_argument("--workdir", default=None, help="parent of the scratch dir (default $TMPDIR)")

@@ -182,6 +182,7 @@ class PayloadLogger:
             data, kind = raw, BLOB
             if not raw:  # no body (a GET, a 204): nothing to store
                 data, kind = b"null", JSON
+                extra = {**extra, "contentrange": "bytes */0"}
             if media == "application/json" or media.endswith("+json"):
                 encoded = _json_or_none(raw)
                 if encoded is not None:
