@@ -8,6 +8,7 @@ reported as notes.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -86,6 +87,7 @@ class PipelineSettings:
     object_bytes: int = 64 * 1024 * 1024  # commit early when pending lines reach this
     overflow: Literal["block", "drop", "raise"] = "block"
     block_timeout: float = 5.0  # seconds "block" waits before it drops and reports
+    blob_threshold: int = 4 * 1024 * 1024  # payloads larger than this go to their own object
 
 
 @dataclass(frozen=True)
@@ -227,9 +229,10 @@ def _pipeline(raw: dict[str, Any], src: str | None) -> PipelineSettings:
         kind = type(getattr(defaults, key))
         try:
             number = kind(value)
-        except (TypeError, ValueError):
-            number = -1
-        if isinstance(value, bool) or number <= 0:
+            whole = kind is not int or float(value) == number
+        except (TypeError, ValueError, OverflowError):
+            number, whole = -1, False
+        if isinstance(value, bool) or not whole or not math.isfinite(number) or number <= 0:
             raise ConfigError(
                 f"{value!r} is not allowed; use a positive {kind.__name__}", field=where, source=src
             )
@@ -376,7 +379,7 @@ def _load_deployment(path: Path, workspace: WorkspaceSettings | None) -> Deploym
         if key not in _IGNORED_TOP:
             notes.append(f"{key}: unknown field, ignored{_suggest(str(key), _IGNORED_TOP)}")
     for key in ("endpoint_name", "name"):
-        if key not in raw:
+        if raw.get(key) in (None, ""):
             raise ConfigError("is required", field=key, source=src)
     dc = _mapping(raw.get("data_collector"), "data_collector", src)
     _check_keys(dc, _DATA_COLLECTOR_KEYS, "data_collector", src)

@@ -66,7 +66,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,254}$")
 
 def validate_name(value: str, field: str) -> str:
     """Return value if it is safe as one path segment, else raise ConfigError naming field."""
-    if not isinstance(value, str) or not _NAME.match(value) or ".." in value:
+    if not isinstance(value, str) or not _NAME.fullmatch(value) or ".." in value:
         raise ConfigError(
             f"{value!r} is not a valid name: use 1-255 letters, digits, '-', '_' or '.', "
             "not starting with '.' and without '..' or '/'",

@@ -16,7 +16,16 @@ import orjson
 
 from modeltap.version import __version__ as _version
 
-__all__ = ["AGENT", "BLOB", "FRAME", "JSON", "Record", "encode_lines", "format_time"]
+__all__ = [
+    "AGENT",
+    "BLOB",
+    "FRAME",
+    "JSON",
+    "Record",
+    "encode_lines",
+    "format_time",
+    "no_line_breaks",
+]
 
 AGENT = f"modeltap/{_version}"
 
@@ -147,6 +156,7 @@ def encode_lines(records: Iterable[Record], source: str, *, merge: bool = True) 
 
 
 def _line(r: Record, data: bytes, source: str) -> bytes:
+    data = no_line_breaks(data)
     n = len(data)
     obj: dict[str, Any] = {
         "specversion": "1.0",
@@ -166,4 +176,17 @@ def _line(r: Record, data: bytes, source: str) -> bytes:
     obj["contentrange"] = f"bytes 0-{max(n - 1, 0)}/{n}"
     if r.extra:
         obj.update(r.extra)
-    return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
+    return no_line_breaks(orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE))
+
+
+def no_line_breaks(data: bytes) -> bytes:
+    """Escape U+2028, U+2029 and U+0085, which orjson writes raw but line readers split on.
+
+    They can only occur inside JSON strings, so escaping them keeps the value the same."""
+    if b"\xe2\x80\xa8" in data or b"\xe2\x80\xa9" in data or b"\xc2\x85" in data:
+        data = (
+            data.replace(b"\xe2\x80\xa8", b"\\u2028")
+            .replace(b"\xe2\x80\xa9", b"\\u2029")
+            .replace(b"\xc2\x85", b"\\u0085")
+        )
+    return data

@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from modeltap.record import no_line_breaks
+
 __all__ = ["PANDAS_TYPE", "encode_frames", "snapshot"]
 
 PANDAS_TYPE = "pandas.core.frame.DataFrame"
@@ -84,7 +86,7 @@ def _default(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=_default, option=_OPTS)
+    return no_line_breaks(orjson.dumps(value, default=_default, option=_OPTS))
 
 
 _YIELD_ROWS = 256

@@ -43,9 +43,10 @@ REQUEST_ID = b"x-request-id"
 class _Body:
     """A body copied as it streams by: in memory up to the threshold, then on disk."""
 
-    __slots__ = ("file", "size")
+    __slots__ = ("file", "size", "threshold")
 
     def __init__(self, threshold: int):
+        self.threshold = threshold
         self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=threshold)  # noqa: SIM115
         self.size = 0
 
@@ -61,16 +62,22 @@ class PayloadLogger:
         app: ASGIApp,
         *,
         paths: tuple[str, ...] | None = ("/score",),
-        blob_threshold: int = DEFAULT_BLOB_THRESHOLD,
+        skip: tuple[str, ...] = (),
+        blob_threshold: int | None = None,
         get_runtime: Callable[[], runtime.Runtime] = runtime.current,
     ) -> None:
         self.app = app
         self.paths = paths  # None: every path
-        self.blob_threshold = blob_threshold
+        self.skip = skip
+        self.blob_threshold = blob_threshold  # None: the deployment's setting
         self.get_runtime = get_runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (self.paths is not None and scope["path"] not in self.paths):
+        if (
+            scope["type"] != "http"
+            or (self.paths is not None and scope["path"] not in self.paths)
+            or scope["path"] in self.skip
+        ):
             await self.app(scope, receive, send)
             return
         try:
@@ -84,8 +91,9 @@ class PayloadLogger:
             return
         request_id = _request_id(scope)
         started = time.monotonic()
-        request_body = _Body(self.blob_threshold)
-        response_body = _Body(self.blob_threshold)
+        threshold = self.blob_threshold or rt.deployment.pipeline.blob_threshold
+        request_body = _Body(threshold)
+        response_body = _Body(threshold)
         response: dict[str, Any] = {"status": None, "content_type": "", "done": False}
 
         async def receive_copy() -> Message:
@@ -177,7 +185,7 @@ class PayloadLogger:
         media = content_type.split(";")[0].strip().lower() or "application/octet-stream"
         kind, data = BLOB, body.file  # type: tuple[str, IO[bytes] | bytes]
         size = 256
-        if body.size <= self.blob_threshold:
+        if body.size <= body.threshold:
             raw = _read(body.file)
             data, kind = raw, BLOB
             if not raw:  # no body (a GET, a 204): nothing to store

@@ -22,11 +22,12 @@ import modeltap
 from modeltap import runtime
 from modeltap.serving.payload import PayloadLogger
 
-__all__ = ["ENV_UPSTREAM", "ProxyApp", "create_proxy_app"]
+__all__ = ["ENV_UPSTREAM", "HEALTH_PATH", "ProxyApp", "create_proxy_app"]
 
 log = logging.getLogger(__name__)
 
 ENV_UPSTREAM = "MODELTAP_UPSTREAM"
+HEALTH_PATH = "/-/modeltap/health"  # answered by the proxy itself, never forwarded or logged
 _HOP_BY_HOP = {
     b"connection",
     b"keep-alive",
@@ -52,6 +53,16 @@ class ProxyApp:
             await self._lifespan(receive, send)
             return
         if scope["type"] != "http":
+            return
+        if scope["path"] == HEALTH_PATH:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"text/plain")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"Healthy"})
             return
         if self.client is None:  # no lifespan (some test harnesses)
             self.client = httpx.AsyncClient(timeout=self.timeout)
@@ -128,4 +139,4 @@ def create_proxy_app() -> PayloadLogger:
     upstream = os.environ.get(ENV_UPSTREAM)
     if not upstream:
         raise RuntimeError(f"{ENV_UPSTREAM} is not set: start the proxy with `modeltap proxy`")
-    return PayloadLogger(ProxyApp(upstream), paths=None)
+    return PayloadLogger(ProxyApp(upstream), paths=None, skip=(HEALTH_PATH,))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -36,7 +37,8 @@ class LocalStorage(Storage):
                 os.fsync(f.fileno())
             os.replace(tmp, target)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
             raise StorageError(f"write failed: {exc.strerror or exc}", path=str(target)) from exc
 
     def get(self, path: str) -> bytes:
@@ -50,14 +52,17 @@ class LocalStorage(Storage):
         base = self._path(prefix)
         if not base.is_dir():
             return
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames.sort()
-            for filename in sorted(filenames):
+        found = []
+        for dirpath, _dirnames, filenames in os.walk(base):
+            for filename in filenames:
                 if filename.startswith(".") and filename.endswith(".tmp"):
                     continue  # an object still being written
                 full = Path(dirpath, filename)
-                rel = full.relative_to(self.root).as_posix()
-                yield ObjectInfo(rel, full.stat().st_size)
+                found.append(
+                    ObjectInfo(full.relative_to(self.root).as_posix(), full.stat().st_size)
+                )
+        # Path order, as object stores list: "a/b" sorts by the full string, not per folder.
+        yield from sorted(found, key=lambda info: info.path)
 
     def url(self, path: str) -> str:
         return str(self._path(path))
