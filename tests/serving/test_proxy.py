@@ -1,0 +1,124 @@
+"""`modeltap proxy` in front of a real second server process (R3.3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import read_lines, store_root
+from tests.servers import Process, free_port
+
+DEPLOYMENT = """
+name: blue
+endpoint_name: px
+data_collector:
+  collections:
+    request: {enabled: true}
+    response: {enabled: true}
+"""
+
+
+@pytest.fixture
+def upstream(tmp_path) -> Iterator[str]:
+    port = free_port()
+    server = Process(
+        [
+            "-m",
+            "uvicorn",
+            "tests.serving.upstream_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        tmp_path / "up.log",
+        f"http://127.0.0.1:{port}/",
+    )
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def start_proxy(tmp_path, upstream: str) -> tuple[Process, str]:
+    (tmp_path / "deployment.yml").write_text(DEPLOYMENT)
+    port = free_port()
+    proc = Process(
+        [
+            "-m",
+            "modeltap.cli",
+            "proxy",
+            "--upstream",
+            upstream,
+            "-f",
+            str(tmp_path / "deployment.yml"),
+            "--port",
+            str(port),
+            "--workspace",
+            str(tmp_path / "ws"),
+        ],
+        tmp_path / "proxy.log",
+        f"http://127.0.0.1:{port}/-/modeltap/health",
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.slow
+def test_proxy_forwards_and_logs(tmp_path, upstream):
+    proxy, base = start_proxy(tmp_path, upstream)
+    r = httpx.post(
+        base + "/v2/models/iris/infer?x=1", json={"inputs": [1, 2]}, headers={"x-request-id": "p1"}
+    )
+    assert r.status_code == 200
+    assert r.json() == {"got": len(r.request.content), "path": "/v2/models/iris/infer"}
+    assert r.headers["x-model"] == "m1" and r.headers["x-request-id"] == "p1"
+    assert httpx.get(base + "/teapot").status_code == 418  # status codes pass through
+    big = b"z" * (3 * 1024 * 1024)
+    r = httpx.post(base + "/big", content=big, headers={"content-type": "text/plain"}, timeout=60)
+    assert r.json()["got"] == len(big)  # bodies stream through whole
+    assert proxy.stop() == 0
+    root = store_root(tmp_path / "ws")
+    requests = {line["correlationid"]: line for line in read_lines(root, "request")}
+    responses = {line["correlationid"]: line for line in read_lines(root, "response")}
+    assert requests["p1"]["data"] == {"inputs": [1, 2]}
+    assert requests["p1"]["path"] == "/v2/models/iris/infer?x=1"
+    assert responses["p1"]["statuscode"] == 200
+    assert sorted(line["statuscode"] for line in responses.values()) == [200, 200, 418]
+    assert len(requests) == 3
+
+
+@pytest.mark.slow
+def test_upstream_down_is_a_clear_502(tmp_path):
+    dead = f"http://127.0.0.1:{free_port()}"
+    proxy, base = start_proxy(tmp_path, dead)
+    r = httpx.post(base + "/score", json={"a": 1}, headers={"x-request-id": "down"})
+    assert r.status_code == 502
+    assert dead in r.json()["error"]
+    assert proxy.stop() == 0
+    [line] = read_lines(store_root(tmp_path / "ws"), "response")
+    assert line["statuscode"] == 502
+
+
+def test_proxy_refuses_a_deployment_without_payload_collections(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "d.yml").write_text("name: b\nendpoint_name: e\n")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modeltap.cli",
+            "proxy",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "-f",
+            str(tmp_path / "d.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "enable the request and/or response collections" in out.stderr
+    assert "Traceback" not in out.stderr
