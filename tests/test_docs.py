@@ -29,6 +29,8 @@ def blocks(page: Path, lang: str) -> list[str]:
 
 @pytest.mark.parametrize("page", sorted((ROOT / "docs").glob("*.md")), ids=lambda p: p.name)
 def test_python_examples_run(page, tmp_path, monkeypatch):
+    if page.name == "agent.md":  # a score.py for the source SDK: run by tests/test_agent.py
+        return
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": "__docs__"}
     for code in blocks(page, "python"):
@@ -108,3 +110,15 @@ def test_readme_usage_serves_and_collects(tmp_path):
     assert sorted(line["type"] for line in lines) == [
         "azureml.inference.model_inputs", "azureml.inference.model_outputs"]
     assert {line["correlationid"] for line in lines} == {"r1"}
+
+
+@pytest.mark.parametrize("page", sorted((ROOT / "docs").glob("*.md")), ids=lambda p: p.name)
+def test_deployment_yaml_examples_load(page, tmp_path):
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "score.py").write_text("def run(data):\n    return data\n")
+    for text in blocks(page, "yaml"):
+        if "endpoint_name" not in text:
+            continue
+        (tmp_path / "d.yml").write_text(text)
+        settings = load_deployment(tmp_path / "d.yml")
+        assert settings.endpoint and settings.deployment
