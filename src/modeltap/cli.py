@@ -63,6 +63,12 @@ def main() -> None:
     help="Scoring processes; each has its own writer and instance ids.",
 )
 @click.option(
+    "--threads",
+    is_flag=True,
+    help="Run a sync run() in a thread pool, so a run() that waits on I/O does not hold up "
+    "other requests of its worker [default: on the event loop, one at a time per worker].",
+)
+@click.option(
     "--agent-port",
     default=0,
     type=click.IntRange(0, 65535),
@@ -88,6 +94,7 @@ def serve(
     port: int,
     workspace: Path | None,
     workers: int,
+    threads: bool,
     agent_port: int,
     with_agent: bool,
     log_level: str,
@@ -104,7 +111,7 @@ def serve(
     from modeltap import runtime
     from modeltap.config import load_deployment, load_workspace
     from modeltap.errors import ConfigError
-    from modeltap.serving.app import ENV_MODEL_DIR, ENV_SCRIPT
+    from modeltap.serving.app import ENV_MODEL_DIR, ENV_SCRIPT, ENV_THREADS
 
     ws = load_workspace(workspace if workspace is not None else runtime.default_workspace())
     settings = load_deployment(deployment_file, ws)
@@ -119,6 +126,7 @@ def serve(
     os.environ[runtime.ENV_DEPLOYMENT] = str(settings.file)
     os.environ[runtime.ENV_WORKSPACE] = str(ws.root)
     os.environ[ENV_SCRIPT] = str(settings.code_dir / settings.scoring_script)
+    os.environ[ENV_THREADS] = "1" if threads else ""
     if settings.model_dir is not None:
         os.environ[ENV_MODEL_DIR] = str(settings.model_dir)
     names = ", ".join(sorted(settings.collections)) or "nothing (no collection enabled)"

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "x-request-id"
 ENV_SCRIPT = "MODELTAP_SCORING_SCRIPT"
 ENV_MODEL_DIR = "MODELTAP_MODEL_DIR"
+ENV_THREADS = "MODELTAP_RUN_IN_THREADS"
 
 
 def _request_id(request: Request) -> str:
@@ -72,6 +73,8 @@ def create_app(script: ScoreScript | None = None, *, configure: bool = True) -> 
             raise RuntimeError(f"{ENV_SCRIPT} is not set: start the server with `modeltap serve`")
         script = ScoreScript(path, os.environ.get(ENV_MODEL_DIR) or None)
 
+    in_threads = os.environ.get(ENV_THREADS, "") == "1"
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if configure and os.environ.get(runtime.ENV_DEPLOYMENT):
@@ -105,8 +108,12 @@ def create_app(script: ScoreScript | None = None, *, configure: bool = True) -> 
                     result = await script.run(body)
                 finally:
                     current_request_id.reset(token)
-            else:
+            elif in_threads:
                 result = await run_in_threadpool(_run_with_id, script, request_id, body)
+            else:
+                # Like the source platform's sync workers: one run() at a time per process,
+                # on the event loop; a thread hop would cost more than a small model's run().
+                result = _run_with_id(script, request_id, body)
         except Exception as exc:
             log.exception("run() failed for request %s", request_id)
             return Response(

@@ -43,17 +43,34 @@ REQUEST_ID = b"x-request-id"
 class _Body:
     """A body copied as it streams by: in memory up to the threshold, then on disk."""
 
-    __slots__ = ("file", "size", "threshold")
+    __slots__ = ("chunks", "file", "size", "threshold")
 
     def __init__(self, threshold: int):
         self.threshold = threshold
-        self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=threshold)  # noqa: SIM115
+        self.chunks: list[bytes] = []
+        self.file: IO[bytes] | None = None
         self.size = 0
 
     def write(self, chunk: bytes) -> None:
-        if chunk:
-            self.file.write(chunk)
-            self.size += len(chunk)
+        if not chunk:
+            return
+        self.size += len(chunk)
+        if self.file is None and self.size <= self.threshold:
+            self.chunks.append(chunk)
+            return
+        if self.file is None:  # past the threshold: move to disk
+            self.file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the writer
+            self.file.writelines(self.chunks)
+            self.chunks = []
+        self.file.write(chunk)
+
+    def small(self) -> bytes | None:
+        """The body, when it stayed in memory."""
+        return b"".join(self.chunks) if self.file is None else None
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
 
 
 class PayloadLogger:
@@ -146,8 +163,8 @@ class PayloadLogger:
             for name in ("request", "response"):
                 if name in names:
                     rt.pipeline.count_sampled_out()
-            request_body.file.close()
-            response_body.file.close()
+            request_body.close()
+            response_body.close()
             return
         path = scope["path"] + (
             "?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else ""
@@ -158,7 +175,7 @@ class PayloadLogger:
             content_type = _header(scope["headers"], b"content-type")
             self._submit(rt, "request", request_body, content_type, request_id, now, common)
         else:
-            request_body.file.close()
+            request_body.close()
         if "response" in names:
             status = response["status"] if response["status"] is not None else 500
             extra = {**common, "statuscode": status, "latencyms": latency_ms}
@@ -170,7 +187,7 @@ class PayloadLogger:
                 rt, "response", response_body, response["content_type"], request_id, now, extra
             )
         else:
-            response_body.file.close()
+            response_body.close()
 
     def _submit(
         self,
@@ -183,10 +200,10 @@ class PayloadLogger:
         extra: dict[str, Any],
     ) -> None:
         media = content_type.split(";")[0].strip().lower() or "application/octet-stream"
-        kind, data = BLOB, body.file  # type: tuple[str, IO[bytes] | bytes]
+        kind, data = BLOB, body.file  # type: tuple[str, IO[bytes] | bytes | None]
         size = 256
-        if body.size <= body.threshold:
-            raw = _read(body.file)
+        raw = body.small()
+        if raw is not None:
             data, kind = raw, BLOB
             if not raw:  # no body (a GET, a 204): nothing to store
                 data, kind = b"null", JSON
@@ -211,6 +228,7 @@ class PayloadLogger:
         try:
             rt.pipeline.submit(record, size)
         except ModeltapError as exc:  # counted by the pipeline; serving goes on
+            body.close()
             log.warning("payload of %s not recorded: %s", request_id, exc)
 
 
@@ -232,13 +250,6 @@ def _header(headers: Any, name: bytes) -> str:
         if key.lower() == name:
             return bytes(value).decode("latin-1")
     return ""
-
-
-def _read(file: IO[bytes]) -> bytes:
-    file.seek(0)
-    data = file.read()
-    file.close()
-    return data
 
 
 def _json_or_none(raw: bytes) -> bytes | None:
