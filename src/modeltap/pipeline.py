@@ -220,9 +220,15 @@ class Pipeline:
                 # A short window gathers a batch: records of one request merge, and pandas'
                 # per-call cost is paid once per batch.
                 self._cond.wait(s.batch_window)
-            n = min(len(self._queue), s.batch_records)
-            batch = [self._queue.popleft() for _ in range(n)]
-            self._queued_bytes -= sum(size for _, size in batch)
+            # Small takes keep commits on time and hand the GIL back often: at most
+            # batch_records records and about batch_bytes of estimated data.
+            batch: list[tuple[Record, int]] = []
+            taken = 0
+            while self._queue and len(batch) < s.batch_records and taken < s.batch_bytes:
+                item = self._queue.popleft()
+                batch.append(item)
+                taken += item[1]
+            self._queued_bytes -= taken
             self._cond.notify_all()  # room for blocked submitters
             return batch
 
@@ -239,7 +245,8 @@ class Pipeline:
         if now < self._retry_at:  # backing off after a failed commit
             return False
         return (
-            bool(self._flush_requested)
+            # a flush commits once what was queued is encoded: one object, not one per batch
+            (bool(self._flush_requested) and not self._queue)
             or now - self._last_commit >= self.settings.flush_interval
             or any(p.nbytes >= self.settings.object_bytes for p in self._pending.values())
         )

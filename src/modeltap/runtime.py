@@ -47,6 +47,7 @@ DEFAULT_WORKSPACE = "modeltap-workspace"
 
 _lock = threading.Lock()
 _runtime: Runtime | None = None
+_last: Runtime | None = None  # kept after shutdown() so stats() still answers
 _atexit_registered = False
 
 
@@ -124,7 +125,7 @@ def configure(
                            collections=["model_inputs", "model_outputs"],
                            flush_interval=1.0, overflow="block")
 
-    Pipeline keywords: flush_interval, batch_window, batch_records, buffer_records,
+    Pipeline keywords: flush_interval, batch_window, batch_records, batch_bytes, buffer_records,
     buffer_bytes, object_bytes, overflow ("block" | "drop" | "raise"), block_timeout.
     """
     global _runtime, _atexit_registered
@@ -194,15 +195,20 @@ def flush(timeout: float | None = 30.0) -> bool:
 
 def shutdown(timeout: float = 30.0) -> bool:
     """Flush and stop collection. Collectors report CollectionDisabledError afterwards."""
-    global _runtime
+    global _runtime, _last
     with _lock:
         runtime, _runtime = _runtime, None
-    return True if runtime is None else runtime.pipeline.close(timeout)
+    if runtime is None:
+        return True
+    done = runtime.pipeline.close(timeout)
+    _last = runtime
+    return done
 
 
 def stats() -> dict[str, int]:
-    """Counters of the current runtime: accepted, written, dropped, sampled_out, ..."""
-    runtime = _runtime
+    """Counters of the current runtime (or of the last one, after shutdown):
+    accepted, written, dropped, sampled_out, ..."""
+    runtime = _runtime or _last
     if runtime is None:
         return {}
     counts = runtime.pipeline.counters.snapshot()

@@ -1,0 +1,188 @@
+"""Time ranges and partition folders: which objects a time range needs.
+
+A collection folder holds `{partition}/{instance_id}.jsonl`, the partition being
+`yyyy`, `yyyy/MM`, `yyyy/MM/dd`, `yyyy/MM/dd/HH` or `yyyy/MM/dd/HH/mm` by rolling rate
+(SPEC R4.1). The depth of the folders tells the rate, so a reader can list only the
+partitions a time range touches instead of everything.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from modeltap.storage.base import ObjectInfo, Storage
+from modeltap.storage.local import LocalStorage
+
+__all__ = [
+    "MAX_PREFIXES",
+    "TimeLike",
+    "detect_depth",
+    "period",
+    "plan_prefixes",
+    "to_utc",
+]
+
+TimeLike = datetime | date | str
+
+_WIDTHS = (4, 2, 2, 2, 2)  # yyyy MM dd HH mm
+MAX_PREFIXES = 500  # partitions listed one by one; past this, list their parents
+FUTURE_SLACK = timedelta(days=1)  # an open end reads up to now + this
+
+
+def to_utc(value: TimeLike | None, name: str) -> datetime | None:
+    """A UTC datetime from a datetime (naive means UTC), a date, or an ISO 8601 string."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(
+                f"{name}={value!r} is not an ISO 8601 time; "
+                "e.g. '2026-11-25', '2026-11-25T10:00', '2026-11-25T10:00:00Z'"
+            ) from None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    raise TypeError(
+        f"{name} must be a datetime, a date or an ISO 8601 string, got {type(value).__name__}"
+    )
+
+
+def period(dirs: list[str]) -> tuple[datetime, datetime] | None:
+    """[start, end) of the partition named by these folders, or None if they are not one."""
+    if not 1 <= len(dirs) <= len(_WIDTHS):
+        return None
+    for part, width in zip(dirs, _WIDTHS, strict=False):
+        if len(part) != width or not part.isdigit():
+            return None
+    numbers = [int(p) for p in dirs] + [1, 1, 0, 0][len(dirs) - 1 :]
+    try:
+        start = datetime(*numbers[:5], tzinfo=UTC)  # type: ignore[misc]
+    except ValueError:  # month 13, hour 25, ...
+        return None
+    return start, _next(start, len(dirs))
+
+
+def _floor(t: datetime, depth: int) -> datetime:
+    fields = [t.year, t.month, t.day, t.hour, t.minute][:depth]
+    fields += [1, 1, 0, 0][depth - 1 :]
+    return datetime(*fields[:5], tzinfo=UTC)  # type: ignore[misc]
+
+
+def _next(t: datetime, depth: int) -> datetime:
+    if depth == 1:
+        return t.replace(year=t.year + 1)
+    if depth == 2:
+        return t.replace(year=t.year + t.month // 12, month=t.month % 12 + 1)
+    step = {3: timedelta(days=1), 4: timedelta(hours=1), 5: timedelta(minutes=1)}[depth]
+    return t + step
+
+
+def _name(t: datetime, depth: int) -> str:
+    return "/".join(
+        f"{v:0{w}d}" for v, w in zip((t.year, t.month, t.day, t.hour, t.minute), _WIDTHS)
+    )[: (4, 7, 10, 13, 16)[depth - 1]]
+
+
+def _partitions(start: datetime, end: datetime, depth: int, limit: int) -> list[str] | None:
+    out: list[str] = []
+    t = _floor(start, depth)
+    while t < end:
+        if len(out) >= limit:
+            return None
+        out.append(_name(t, depth))
+        t = _next(t, depth)
+    return out
+
+
+def plan_prefixes(
+    start: datetime | None, end: datetime | None, depth: int, limit: int = MAX_PREFIXES
+) -> list[str] | None:
+    """Partition folders (relative to the collection) that cover [start, end), listed at the
+    data's depth or, when that would take more than `limit` listings, at a coarser one.
+
+    None means "list the whole collection" (no start: the earliest partition is unknown).
+    """
+    if start is None:
+        return None
+    if end is None:
+        end = max(datetime.now(UTC), start) + FUTURE_SLACK
+    for level in range(depth, 0, -1):
+        found = _partitions(start, end, level, limit)
+        if found is not None:
+            return found
+    return None  # more than `limit` years: list everything
+
+
+def detect_depth(storage: Storage, prefix: str) -> int | None:
+    """How many partition folders sit between the collection folder and its files
+    (1 = Year ... 5 = Minute), or None when the files are not in partition folders.
+
+    Looks at the first file only: a local folder is walked down one branch; an object
+    store's listing is consumed lazily and stopped at the first file.
+    """
+    if isinstance(storage, LocalStorage):
+        return _local_depth(Path(storage.url(prefix)), 0)
+    base = f"{prefix}/" if prefix else ""
+    for seen, info in enumerate(storage.list(prefix)):
+        if seen >= 1000:
+            break
+        if not info.path.endswith(".jsonl"):
+            continue
+        dirs = info.path[len(base) :].split("/")[:-1]
+        if period(dirs) is not None:
+            return len(dirs)
+    return None
+
+
+def _local_depth(folder: Path, level: int) -> int | None:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return None
+    if level and any(_is_line_file(e) for e in entries):
+        return level
+    if level == len(_WIDTHS):
+        return None
+    width = _WIDTHS[level]
+    for entry in entries:
+        if entry.name.isdigit() and len(entry.name) == width and entry.is_dir():
+            found = _local_depth(Path(entry.path), level + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def _is_line_file(entry: os.DirEntry[str]) -> bool:
+    return entry.name.endswith(".jsonl") and not entry.name.startswith(".") and entry.is_file()
+
+
+def in_range(
+    infos: Iterator[ObjectInfo] | list[ObjectInfo],
+    prefix: str,
+    start: datetime | None,
+    end: datetime | None,
+) -> list[ObjectInfo]:
+    """The .jsonl objects whose partition overlaps [start, end) (all of them without a range;
+    files outside partition folders are kept, their rows are filtered by time)."""
+    base = f"{prefix}/" if prefix else ""
+    out = []
+    for info in infos:
+        if not info.path.endswith(".jsonl") or posixpath.basename(info.path).startswith("."):
+            continue
+        if start is not None or end is not None:
+            span = period(info.path[len(base) :].split("/")[:-1])
+            if span is not None and (
+                (end is not None and span[0] >= end) or (start is not None and span[1] <= start)
+            ):
+                continue
+        out.append(info)
+    return out

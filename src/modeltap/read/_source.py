@@ -1,0 +1,99 @@
+"""What to read: an asset name, `name:version`, a datastore URI or a local folder, resolved
+to one Storage and the collection folder inside it."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from modeltap.assets import Catalog
+from modeltap.config import WorkspaceSettings, load_workspace, parse_datastore_uri
+from modeltap.errors import ConfigError, ModeltapError
+from modeltap.storage.base import Storage
+from modeltap.storage.local import LocalStorage
+from modeltap.storage.registry import open_datastore
+
+__all__ = ["NotFoundError", "Source", "resolve", "suggest"]
+
+
+class NotFoundError(ModeltapError):
+    """A data asset, folder or column that was asked for does not exist.
+
+    The message names what was asked for and suggests the closest existing names."""
+
+
+@dataclass(frozen=True)
+class Source:
+    storage: Storage
+    prefix: str  # the collection folder inside the storage, "" for its root
+    label: str  # for messages: the asset, URI or folder as the user named it
+
+
+def suggest(name: str, known: list[str], what: str) -> str:
+    """' (did you mean 'x'?); known <what>: a, b, c' for an error message."""
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    if not known:
+        return hint
+    shown = ", ".join(known[:12]) + (f", ... ({len(known)} in all)" if len(known) > 12 else "")
+    return f"{hint} Known {what}: {shown}"
+
+
+def resolve(source: str | os.PathLike[str], workspace: str | os.PathLike[str]) -> Source:
+    if isinstance(source, os.PathLike):
+        return _folder(Path(source))
+    if not isinstance(source, str) or not source.strip():
+        raise TypeError(
+            "source must be an asset name, 'name:version', an azureml://datastores/... URI "
+            f"or a folder path, got {source!r}"
+        )
+    text = source.strip()
+    if text.startswith("azureml://"):
+        ws = load_workspace(workspace)
+        datastore, path = parse_datastore_uri(text, where="source")
+        return Source(_open(ws, datastore), path, text)
+    if "/" in text or "\\" in text or text.startswith((".", "~")):
+        return _folder(Path(text).expanduser())
+    ws = load_workspace(workspace)
+    name, _, version = text.partition(":")
+    catalog = Catalog(ws.root)
+    asset = catalog.get(name, version or None)
+    if asset is not None:
+        return Source(_open(ws, asset.datastore), asset.path, f"{asset.name}:{asset.version}")
+    if Path(text).is_dir():
+        return _folder(Path(text))
+    assets = catalog.list()
+    versions = [a.version for a in assets if a.name == name]
+    if versions:
+        raise NotFoundError(
+            f"data asset {name!r} has no version {version!r}; versions: {', '.join(versions)}"
+        )
+    names = sorted({a.name for a in assets})
+    where = f"workspace {str(ws.root)!r}"
+    if not names:
+        raise NotFoundError(
+            f"no data asset {name!r}: {where} has no assets (collections are registered when "
+            "modeltap.configure() or `modeltap serve` starts; pass workspace= to read another "
+            "workspace, or give a folder path or an azureml://datastores/... URI)"
+        )
+    raise NotFoundError(f"no data asset {name!r} in {where}{suggest(name, names, 'assets')}")
+
+
+def _folder(path: Path) -> Source:
+    if not path.is_dir():
+        raise NotFoundError(f"folder {str(path)!r} does not exist")
+    return Source(LocalStorage(path, name="folder"), "", str(path))
+
+
+def _open(ws: WorkspaceSettings, datastore: str) -> Storage:
+    settings = ws.datastores.get(datastore)
+    if settings is None:
+        known = sorted(ws.datastores)
+        raise ConfigError(
+            f"unknown datastore {datastore!r}{suggest(datastore, known, 'datastores')} "
+            f"(define it in {str(ws.root / 'workspace.yml')!r})",
+            field="datastores",
+        )
+    return open_datastore(datastore, settings, ws.root)
