@@ -25,6 +25,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from modeltap import sampling
+from modeltap.context import new_id
 from modeltap.errors import BufferFullError, CollectionDisabledError
 from modeltap.layout import validate_name
 from modeltap.record import JSON, Record
@@ -211,9 +212,8 @@ def _json(body: bytes) -> bytes:
 
 
 def _new_id() -> str:
-    import uuid
 
-    return str(uuid.uuid4())
+    return new_id()
 
 
 async def _respond(send: Send, status: int, body: bytes) -> None:

@@ -83,7 +83,7 @@ class PipelineSettings:
     batch_window: float = 0.05  # seconds the writer waits to gather a batch
     batch_records: int = 500  # most records encoded at once
     batch_bytes: int = 4 * 1024 * 1024  # most estimated data encoded at once
-    buffer_records: int = 20000  # records waiting in memory before overflow applies
+    buffer_records: int = 5000  # records waiting in memory before overflow applies
     buffer_bytes: int = 256 * 1024 * 1024  # estimated bytes waiting in memory
     object_bytes: int = 64 * 1024 * 1024  # commit early when pending lines reach this
     overflow: Literal["block", "drop", "raise"] = "block"

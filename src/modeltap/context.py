@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from typing import Any
 
-__all__ = ["BasicCorrelationContext", "CorrelationContext", "WrapperContext"]
+__all__ = ["BasicCorrelationContext", "CorrelationContext", "WrapperContext", "new_id"]
+
+
+def new_id() -> str:
+    """A random (version 4) UUID, without the system call uuid.uuid4() makes.
+
+    On the request path a system call lets the writer thread take the interpreter lock,
+    and the caller may then wait up to the switch interval (5 ms) to get it back.
+    `random` is seeded from the OS and reseeded in a forked child, so ids stay unique
+    across processes; they identify records, they are not secrets.
+    """
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 class CorrelationContext:
@@ -37,7 +49,7 @@ class BasicCorrelationContext(CorrelationContext):
             raise TypeError(f"BasicCorrelationContext id must be a str, got {type(id).__name__}")
         if id == "":
             raise ValueError("BasicCorrelationContext id must not be empty")
-        self._id = id if id is not None else str(uuid.uuid4())
+        self._id = id if id is not None else new_id()
         self._timestamp = int(time.time()) if timestamp is None else int(timestamp)
         self._headers = dict(headers) if headers else {}
 

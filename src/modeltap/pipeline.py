@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import IO, Any
 import orjson
 
 from modeltap.config import PipelineSettings
+from modeltap.context import new_id
 from modeltap.errors import BufferFullError, CollectionDisabledError, ModeltapError
 from modeltap.layout import RollingRate, WriterId, partition
 from modeltap.record import BLOB, JSON, Record, encode_lines
@@ -319,7 +319,7 @@ class Pipeline:
             if r.kind != BLOB:
                 kept.append(r)
                 continue
-            r.id = r.id or str(uuid.uuid4())
+            r.id = r.id or new_id()
             path = f"{route.prefix}/{part}/{r.id}"
             try:
                 payload = _read_payload(r.data)

@@ -7,13 +7,13 @@ serialized later, on the writer thread, in batches (see `encode_lines`).
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from modeltap.context import new_id
 from modeltap.version import __version__ as _version
 
 __all__ = [
@@ -160,7 +160,7 @@ def _line(r: Record, data: bytes, source: str) -> bytes:
     n = len(data)
     obj: dict[str, Any] = {
         "specversion": "1.0",
-        "id": r.id if r.id is not None else str(uuid.uuid4()),
+        "id": r.id if r.id is not None else new_id(),
         "source": source,
         "type": f"azureml.inference.{r.collection}",
         "datacontenttype": r.content_type,
@@ -183,7 +183,7 @@ def no_line_breaks(data: bytes) -> bytes:
     """Escape U+2028, U+2029 and U+0085, which orjson writes raw but line readers split on.
 
     They can only occur inside JSON strings, so escaping them keeps the value the same."""
-    if b"\xe2\x80\xa8" in data or b"\xe2\x80\xa9" in data or b"\xc2\x85" in data:
+    if b"\xe2\x80" in data or b"\xc2\x85" in data:
         data = (
             data.replace(b"\xe2\x80\xa8", b"\\u2028")
             .replace(b"\xe2\x80\xa9", b"\\u2029")

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import decimal
+import select
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
-
-from modeltap.record import no_line_breaks
 
 __all__ = ["PANDAS_TYPE", "encode_frames", "snapshot"]
 
@@ -86,10 +84,8 @@ def _default(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    return no_line_breaks(orjson.dumps(value, default=_default, option=_OPTS))
-
-
-_YIELD_ROWS = 256
+    """JSON for table values. Lines escape U+2028/2029/0085 later (record._line)."""
+    return orjson.dumps(value, default=_default, option=_OPTS)
 
 
 def yield_gil() -> None:
@@ -99,39 +95,45 @@ def yield_gil() -> None:
     the interpreter's switch interval (5 ms). Yielding every few hundred rows keeps
     the writer's cost off the caller's latency.
     """
-    time.sleep(0)
+    select.select([], [], [], 0)  # releases the GIL without time.sleep(0)'s timer slack
 
 
 def _pandas_rows(frames: Sequence[Any]) -> list[bytes]:
     import pandas as pd
 
     cols = list(frames[0].columns)
-    # One concat and one conversion for a whole group of same-schema frames: pandas'
-    # per-call overhead is paid once per group rather than once per record.
-    big = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    yield_gil()
+    if len(frames) > 1:
+        # One concat and one conversion for a group of same-layout frames: pandas'
+        # per-call overhead is paid once per group rather than once per record.
+        big = pd.concat(frames, ignore_index=True)
+        if big.shape[1] != len(cols):  # same layout, other column names: one by one
+            return [_pandas_rows([frame])[0] for frame in frames]
+    else:
+        big = frames[0]
     rows = big.to_numpy(dtype=object).tolist()
     out = []
     start = 0
     for frame in frames:
         end = start + len(frame)
         out.append(dumps([dict(zip(cols, row, strict=True)) for row in rows[start:end]]))
-        if end // _YIELD_ROWS != start // _YIELD_ROWS:
-            yield_gil()
         start = end
     return out
 
 
 def _schema(frame: Any) -> tuple[Any, ...]:
-    """Frames with equal keys concatenate without changing any value's type."""
-    columns = tuple(frame.columns)
+    """Frames with equal keys concatenate without changing any value's type.
+
+    Column names are not part of the key (reading a str Index costs more than the rest
+    of the encoding): concat aligns by name, and a group whose names differ is noticed
+    after the concat and encoded frame by frame.
+    """
     try:
-        # The block layout says the same as `frame.dtypes` at a tenth of the cost, which
+        # The block layout says what `frame.dtypes` says at a tenth of the cost, which
         # matters once per record on the writer. Fall back if pandas changes its internals.
         mgr = frame._mgr
-        return (columns, tuple(b.dtype for b in mgr.blocks), mgr.blknos.tobytes())
+        return (frame.shape[1], tuple(b.dtype for b in mgr.blocks), mgr.blknos.tobytes())
     except AttributeError:  # pragma: no cover - other pandas versions
-        return (columns, tuple(map(str, frame.dtypes)))
+        return (tuple(frame.columns), tuple(map(str, frame.dtypes)))
 
 
 # Frames per concat: bounds the time the GIL is held in one pandas call (~1 ms).

@@ -68,10 +68,19 @@ class Part:
 class Parser:
     """Parses objects of one read: the time range and the envelope columns to keep."""
 
-    def __init__(self, start: datetime | None, end: datetime | None, extra: tuple[str, ...]):
+    def __init__(
+        self,
+        start: datetime | None,
+        end: datetime | None,
+        extra: tuple[str, ...] = (),
+        *,
+        threads: bool = True,
+    ):
         self.start = start
         self.end = end
         self.extra = extra  # envelope fields asked for as columns (e.g. modelversion)
+        # pyarrow's own threads for one object; off when objects are parsed side by side.
+        self.threads = threads
         self._hint: Any = None  # `data` type learned from an earlier object with date strings
 
     def parse(self, path: str, data: bytes) -> Part:
@@ -90,18 +99,18 @@ class Parser:
     def _arrow(self, data: bytes) -> pa.Table:
         hint = self._hint
         try:
-            table = _read(data, hint)
+            table = _read(data, hint, self.threads)
         except _ARROW_ERRORS:
             if hint is None:
                 raise
-            table = _read(data, None)  # the hint no longer fits: infer again
+            table = _read(data, None, self.threads)  # the hint no longer fits: infer again
         if "data" in table.column_names:
             found = table.schema.field("data").type
             fixed = _no_timestamps(found)
             if fixed != found:
                 # pyarrow turns ISO-looking strings into timestamps; keep them as the text
                 # that was written (values come back as they were collected).
-                table = _read(data, fixed)
+                table = _read(data, fixed, self.threads)
                 self._hint = fixed
         return table
 
@@ -187,22 +196,18 @@ class Parser:
         return table.filter(_mask(table.column("time"), self.start, self.end))
 
 
-def _read(data: bytes, data_type: Any) -> pa.Table:
+def _read(data: bytes, data_type: Any, threads: bool) -> pa.Table:
     schema = _LINE_SCHEMA if data_type is None else _LINE_SCHEMA.append(pa.field("data", data_type))
     parse = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
+    options = pj.ReadOptions(use_threads=threads, block_size=_BLOCK)
     try:
-        return pj.read_json(
-            pa.BufferReader(data), read_options=pj.ReadOptions(block_size=_BLOCK), parse_options=parse
-        )
+        return pj.read_json(pa.BufferReader(data), read_options=options, parse_options=parse)
     except pa.ArrowInvalid as exc:
         if "straddl" not in str(exc) or len(data) < _BLOCK:
             raise
         # A line longer than a block (a large frame in one collect): one block for all.
-        return pj.read_json(
-            pa.BufferReader(data),
-            read_options=pj.ReadOptions(block_size=len(data) + 1),
-            parse_options=parse,
-        )
+        options = pj.ReadOptions(use_threads=threads, block_size=len(data) + 1)
+        return pj.read_json(pa.BufferReader(data), read_options=options, parse_options=parse)
 
 
 def _no_timestamps(t: Any) -> Any:

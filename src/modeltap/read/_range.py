@@ -63,18 +63,21 @@ def period(dirs: list[str]) -> tuple[datetime, datetime] | None:
     for part, width in zip(dirs, _WIDTHS, strict=False):
         if len(part) != width or not part.isdigit():
             return None
-    numbers = [int(p) for p in dirs] + [1, 1, 0, 0][len(dirs) - 1 :]
     try:
-        start = datetime(*numbers[:5], tzinfo=UTC)  # type: ignore[misc]
+        start = _at([int(p) for p in dirs])
     except ValueError:  # month 13, hour 25, ...
         return None
     return start, _next(start, len(dirs))
 
 
+def _at(fields: list[int]) -> datetime:
+    """The start of a partition from its leading fields (year, month, day, hour, minute)."""
+    y, mo, d, h, mi = [*fields, *(1, 1, 0, 0)[len(fields) - 1 :]][:5]
+    return datetime(y, mo, d, h, mi, tzinfo=UTC)
+
+
 def _floor(t: datetime, depth: int) -> datetime:
-    fields = [t.year, t.month, t.day, t.hour, t.minute][:depth]
-    fields += [1, 1, 0, 0][depth - 1 :]
-    return datetime(*fields[:5], tzinfo=UTC)  # type: ignore[misc]
+    return _at([t.year, t.month, t.day, t.hour, t.minute][:depth])
 
 
 def _next(t: datetime, depth: int) -> datetime:
@@ -87,9 +90,8 @@ def _next(t: datetime, depth: int) -> datetime:
 
 
 def _name(t: datetime, depth: int) -> str:
-    return "/".join(
-        f"{v:0{w}d}" for v, w in zip((t.year, t.month, t.day, t.hour, t.minute), _WIDTHS)
-    )[: (4, 7, 10, 13, 16)[depth - 1]]
+    text = f"{t.year:04d}/{t.month:02d}/{t.day:02d}/{t.hour:02d}/{t.minute:02d}"
+    return text[: (4, 7, 10, 13, 16)[depth - 1]]
 
 
 def _partitions(start: datetime, end: datetime, depth: int, limit: int) -> list[str] | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,7 +23,7 @@ from starlette.routing import Route
 
 import modeltap
 from modeltap import runtime
-from modeltap.context import current_request_id
+from modeltap.context import current_request_id, new_id
 from modeltap.serving.payload import PayloadLogger
 from modeltap.serving.scoring import ScoreScript
 from modeltap.tabular import dumps
@@ -44,7 +43,7 @@ def _request_id(request: Request) -> str:
     # Ids become JSON values and headers: keep them printable and bounded.
     if given and len(given) <= 200 and given.isprintable():
         return given
-    return str(uuid.uuid4())
+    return new_id()
 
 
 def _run_with_id(script: ScoreScript, request_id: str, body: str) -> Any:
@@ -114,7 +113,8 @@ def create_app(script: ScoreScript | None = None, *, configure: bool = True) -> 
                 # Like the source platform's sync workers: one run() at a time per process,
                 # on the event loop; a thread hop would cost more than a small model's run().
                 result = _run_with_id(script, request_id, body)
-        except Exception as exc:
+            return _to_response(result, request_id)
+        except Exception as exc:  # in run(), or a result that is not JSON
             log.exception("run() failed for request %s", request_id)
             return Response(
                 orjson.dumps({"error": f"{type(exc).__name__}: {exc}"}),
@@ -122,7 +122,6 @@ def create_app(script: ScoreScript | None = None, *, configure: bool = True) -> 
                 media_type="application/json",
                 headers={REQUEST_ID_HEADER: request_id},
             )
-        return _to_response(result, request_id)
 
     return Starlette(
         middleware=[Middleware(PayloadLogger, paths=("/score",))],

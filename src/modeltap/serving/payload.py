@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -29,6 +28,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modeltap import runtime, sampling
+from modeltap.context import new_id
 from modeltap.errors import CollectionDisabledError, ModeltapError
 from modeltap.record import BLOB, JSON, Record
 
@@ -239,7 +239,7 @@ def _request_id(scope: Scope) -> str:
             given = bytes(value).decode("latin-1").strip()
             if given and len(given) <= 200 and given.isprintable():
                 return given
-    new = str(uuid.uuid4())
+    new = new_id()
     scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() != REQUEST_ID]
     scope["headers"].append((REQUEST_ID, new.encode()))
     return new

@@ -1,0 +1,20 @@
+"""Read collected data back (SPEC R6.2, R6.3).
+
+    from modeltap import read
+
+    inputs = read.load("my_endpoint-blue-model_inputs", start="2026-11-25T10:00Z")
+    outputs = read.load("my_endpoint-blue-model_outputs", start="2026-11-25T10:00Z")
+    table = read.join(inputs, outputs, ground_truth=labels)
+
+`load` resolves an asset (or a datastore URI, or a local folder) through the
+workspace, lists only the partition folders that the time range touches, parses each
+object with pyarrow and expands the `data` lists into rows. See docs/reading.md.
+"""
+
+# _parse first: without pyarrow, its ImportError says how to install it.
+from modeltap.read import _parse  # noqa: F401  # isort: skip
+from modeltap.read._join import join
+from modeltap.read._load import SKIPPED, load
+from modeltap.read._source import NotFoundError
+
+__all__ = ["SKIPPED", "NotFoundError", "join", "load"]
