@@ -147,8 +147,11 @@ def encode_lines(records: Iterable[Record], source: str, *, merge: bool = True) 
             order.append(group)
         else:
             order.append([i])
+    from modeltap.tabular import yield_gil
+
     lines = []
     for group in order:
+        yield_gil()
         first = records[group[0]]
         data = datas[group[0]] if len(group) == 1 else _merge_arrays([datas[i] for i in group])
         lines.append(_line(first, data, source))
