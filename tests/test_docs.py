@@ -86,8 +86,12 @@ def test_readme_usage_serves_and_collects(tmp_path):
     args = shlex.split(serve_line)[1:]
     args[args.index("--port") + 1] = str(port)
     with (tmp_path / "stderr").open("wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "modeltap.cli", *args], cwd=tmp_path,
-                                  env={**os.environ, "MODELTAP_WORKSPACE": ""}, stderr=log)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "modeltap.cli", *args],
+            cwd=tmp_path,
+            env={**os.environ, "MODELTAP_WORKSPACE": ""},
+            stderr=log,
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -98,17 +102,28 @@ def test_readme_usage_serves_and_collects(tmp_path):
                 pass
             assert time.monotonic() < deadline and server.poll() is None, "server did not start"
             time.sleep(0.2)
-        out = subprocess.run(curl_line.replace("localhost:5001", f"127.0.0.1:{port}"), shell=True,
-                             capture_output=True, text=True, timeout=30, check=True)
+        out = subprocess.run(
+            curl_line.replace("localhost:5001", f"127.0.0.1:{port}"),
+            shell=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
         assert json.loads(out.stdout) == [{"score": 4}, {"score": 6}]
     finally:
         server.send_signal(signal.SIGTERM)
         code = server.wait(30)
         assert code == 0, (tmp_path / "stderr").read_text()
-    lines = [json.loads(line) for f in (tmp_path / "modeltap-workspace").rglob("*.jsonl")
-             for line in f.read_text().splitlines()]
+    lines = [
+        json.loads(line)
+        for f in (tmp_path / "modeltap-workspace").rglob("*.jsonl")
+        for line in f.read_text().splitlines()
+    ]
     assert sorted(line["type"] for line in lines) == [
-        "azureml.inference.model_inputs", "azureml.inference.model_outputs"]
+        "azureml.inference.model_inputs",
+        "azureml.inference.model_outputs",
+    ]
     assert {line["correlationid"] for line in lines} == {"r1"}
 
 

@@ -98,8 +98,9 @@ def test_records_sharing_an_id_merge_into_one_line(tmp_path):
 @pytest.mark.parametrize("policy", ["drop", "raise"])
 def test_full_buffer_drops_and_counts(tmp_path, policy):
     storage = GatedStorage(tmp_path)
-    pipe, _ = make(tmp_path, storage, buffer_records=5, batch_records=5, batch_window=0.01,
-                   overflow=policy)
+    pipe, _ = make(
+        tmp_path, storage, buffer_records=5, batch_records=5, batch_window=0.01, overflow=policy
+    )
     storage.gate.clear()  # storage hangs: the writer holds one batch, the buffer fills
     pipe.submit(rec(0))
     pipe.flush(0.3)  # the writer takes that record and blocks in put()
@@ -121,8 +122,15 @@ def test_full_buffer_drops_and_counts(tmp_path, policy):
 
 def test_block_policy_waits_for_room_and_loses_nothing(tmp_path):
     storage = GatedStorage(tmp_path)
-    pipe, _ = make(tmp_path, storage, buffer_records=5, batch_records=5, batch_window=0.01,
-                   overflow="block", block_timeout=10)
+    pipe, _ = make(
+        tmp_path,
+        storage,
+        buffer_records=5,
+        batch_records=5,
+        batch_window=0.01,
+        overflow="block",
+        block_timeout=10,
+    )
     storage.gate.clear()
     threading.Timer(0.5, storage.gate.set).start()
     for i in range(50):
@@ -135,8 +143,15 @@ def test_block_policy_waits_for_room_and_loses_nothing(tmp_path):
 
 def test_block_policy_drops_after_its_timeout(tmp_path):
     storage = GatedStorage(tmp_path)
-    pipe, _ = make(tmp_path, storage, buffer_records=1, batch_records=1, batch_window=0.01,
-                   overflow="block", block_timeout=0.2)
+    pipe, _ = make(
+        tmp_path,
+        storage,
+        buffer_records=1,
+        batch_records=1,
+        batch_window=0.01,
+        overflow="block",
+        block_timeout=0.2,
+    )
     storage.gate.clear()
     pipe.submit(rec(0))
     pipe.flush(0.3)
@@ -177,8 +192,12 @@ def test_bad_record_is_dropped_and_reported_not_fatal(tmp_path):
     seen = []
     storage = LocalStorage(tmp_path)
     routes = {"c": Route(storage, "ep/d/c", "/s")}
-    pipe = Pipeline(routes, PipelineSettings(flush_interval=60), RollingRate.HOUR,
-                    on_drop=lambda n, exc: seen.append((n, exc)))
+    pipe = Pipeline(
+        routes,
+        PipelineSettings(flush_interval=60),
+        RollingRate.HOUR,
+        on_drop=lambda n, exc: seen.append((n, exc)),
+    )
     pipe.submit(Record("c", object(), correlation_id="x"))  # a frame that is not a frame
     pipe.submit(rec(1))
     assert pipe.flush(10)

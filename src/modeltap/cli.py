@@ -324,6 +324,75 @@ def proxy(
     )
 
 
+@main.command("read")
+@click.argument("source")
+@click.option("--start", help="Rows at or after this time (ISO 8601; UTC without an offset).")
+@click.option("--end", help="Rows before this time (ISO 8601; UTC without an offset).")
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Workspace folder [default: $MODELTAP_WORKSPACE, else ./modeltap-workspace].",
+)
+@click.option("--columns", help="Comma-separated data columns to keep.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write all rows to a .parquet, .csv or .jsonl file instead of printing.",
+)
+@click.option(
+    "--limit", default=20, show_default=True, type=click.IntRange(0), help="Rows to print."
+)
+@_friendly_errors
+def read_command(
+    source: str,
+    start: str | None,
+    end: str | None,
+    workspace: Path | None,
+    columns: str | None,
+    output: Path | None,
+    limit: int,
+) -> None:
+    """Load a collection (asset name, name:version, azureml:// URI or folder) as a table.
+
+    \b
+    Example:
+      modeltap read my_endpoint-blue-model_inputs --start 2026-11-25T10:00 --end 2026-11-25T11:00
+      modeltap read my_endpoint-blue-model_inputs -o inputs.parquet
+    """
+    import pandas as pd
+
+    from modeltap import read
+
+    names = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    try:
+        df = read.load(source, start, end, workspace=workspace, columns=names)
+    except (ValueError, TypeError) as exc:
+        raise click.UsageError(str(exc)) from None
+    if output is None:
+        with pd.option_context("display.width", 200, "display.max_columns", 50):
+            click.echo(df.head(limit).to_string() if len(df) else "(no rows)")
+        click.echo(f"{len(df)} rows", err=True)
+    else:
+        suffix = output.suffix.lower()
+        if suffix == ".parquet":
+            df.to_parquet(output, index=False)
+        elif suffix == ".csv":
+            df.to_csv(output, index=False)
+        elif suffix in (".jsonl", ".ndjson"):
+            df.to_json(output, orient="records", lines=True, date_format="iso")
+        else:
+            raise click.UsageError("--output must end in .parquet, .csv or .jsonl")
+        click.echo(f"modeltap: wrote {len(df)} rows to {output}", err=True)
+    skipped = df.attrs.get(read.SKIPPED, {})
+    if skipped.get("lines") or skipped.get("files"):
+        click.echo(
+            f"modeltap: skipped {skipped['lines']} bad lines and "
+            f"{len(skipped['files'])} unreadable files (see the warnings above)",
+            err=True,
+        )
+
+
 def _exit_cleanly(signum: int, frame: object) -> None:
     sys.exit(0)
 
