@@ -19,6 +19,7 @@ from modeltap.version import __version__
 
 if TYPE_CHECKING:
     from modeltap import inspect
+    from modeltap.config import DeploymentSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,22 +44,74 @@ def main() -> None:
     """modeltap: collect what your models see and say in production."""
 
 
+_WORKSPACE_HELP = "Workspace folder [default: $MODELTAP_WORKSPACE, else ./modeltap-workspace]."
+_LOG_LEVELS = click.Choice(["critical", "error", "warning", "info", "debug"])
+
+_workspace_option = click.option(
+    "--workspace", type=click.Path(file_okay=False, path_type=Path), help=_WORKSPACE_HELP
+)
+_host_option = click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to bind."
+)
+
+
+def _deployment_option(help: str) -> Callable[[F], F]:
+    return click.option(
+        "-f",
+        "--file",
+        "deployment_file",
+        required=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=help,
+    )
+
+
+def _port_option(default: int) -> Callable[[F], F]:
+    return click.option("--port", default=default, show_default=True, type=click.IntRange(0, 65535))
+
+
+def _log_level_option(default: str) -> Callable[[F], F]:
+    return click.option("--log-level", default=default, show_default=True, type=_LOG_LEVELS)
+
+
+def _load(deployment_file: Path, workspace: Path | None) -> tuple[DeploymentSettings, Path]:
+    """Validated settings (printing their notes), exported for the server's processes."""
+    from modeltap import runtime
+    from modeltap.config import load_deployment, load_workspace
+
+    ws = load_workspace(workspace if workspace is not None else runtime.default_workspace())
+    settings = load_deployment(deployment_file, ws)
+    for note in settings.notes:
+        click.echo(f"modeltap: note: {note}", err=True)
+    os.environ[runtime.ENV_DEPLOYMENT] = str(settings.file)
+    os.environ[runtime.ENV_WORKSPACE] = str(ws.root)
+    return settings, ws.root
+
+
+def _run_server(app_factory: str, host: str, port: int, log_level: str, **options: Any) -> None:
+    import uvicorn
+
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(name)s: %(message)s")
+    # uvicorn shuts down gracefully (collection flushes in the app's lifespan), then re-raises
+    # the signal it caught to the handler found at start: make that a clean exit 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_cleanly)
+    uvicorn.run(
+        app_factory,
+        factory=True,
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=10,
+        **options,
+    )
+
+
 @main.command()
-@click.option(
-    "-f",
-    "--file",
-    "deployment_file",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Deployment YAML, in the source platform's shape.",
-)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=5001, show_default=True, type=click.IntRange(0, 65535))
-@click.option(
-    "--workspace",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Workspace folder [default: $MODELTAP_WORKSPACE, else ./modeltap-workspace].",
-)
+@_deployment_option("Deployment YAML, in the source platform's shape.")
+@_host_option
+@_port_option(5001)
+@_workspace_option
 @click.option(
     "--workers",
     default=1,
@@ -85,12 +138,7 @@ def main() -> None:
     show_default=True,
     help="Run the agent sidecar that the source platform's SDK posts to.",
 )
-@click.option(
-    "--log-level",
-    default="info",
-    show_default=True,
-    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-)
+@_log_level_option("info")
 @_friendly_errors
 def serve(
     deployment_file: Path,
@@ -110,25 +158,16 @@ def serve(
       modeltap serve -f examples/iris/deployment.yml --port 5001
       curl -X POST localhost:5001/score -d '{"data": [[5.1, 3.5, 1.4, 0.2]]}'
     """
-    import uvicorn
-
-    from modeltap import runtime
-    from modeltap.config import load_deployment, load_workspace
     from modeltap.errors import ConfigError
     from modeltap.serving.app import ENV_MODEL_DIR, ENV_SCRIPT, ENV_THREADS
 
-    ws = load_workspace(workspace if workspace is not None else runtime.default_workspace())
-    settings = load_deployment(deployment_file, ws)
+    settings, ws_root = _load(deployment_file, workspace)
     if settings.code_dir is None or settings.scoring_script is None:
         raise ConfigError(
             "needs code and scoring_script to serve",
             field="code_configuration",
             source=str(settings.file),
         )
-    for note in settings.notes:
-        click.echo(f"modeltap: note: {note}", err=True)
-    os.environ[runtime.ENV_DEPLOYMENT] = str(settings.file)
-    os.environ[runtime.ENV_WORKSPACE] = str(ws.root)
     os.environ[ENV_SCRIPT] = str(settings.code_dir / settings.scoring_script)
     os.environ[ENV_THREADS] = "1" if threads else ""
     if settings.model_dir is not None:
@@ -137,59 +176,30 @@ def serve(
     click.echo(
         f"modeltap: serving {settings.endpoint}/{settings.deployment} on "
         f"http://{host}:{port} with {workers} worker(s); collecting {names} "
-        f"into workspace {ws.root}",
+        f"into workspace {ws_root}",
         err=True,
     )
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(name)s: %(message)s")
-    # uvicorn shuts down gracefully (collection flushes in the app's lifespan), then re-raises
-    # the signal it caught to the handler found at start: make that a clean exit 0.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _exit_cleanly)
     custom = sorted(name for name, c in settings.collections.items() if not c.is_payload)
     sidecar = None
     if with_agent and custom:
         from modeltap.serving.sidecar import AgentSidecar
 
-        sidecar = AgentSidecar(settings.file, ws.root, custom, agent_port)
+        sidecar = AgentSidecar(settings.file, ws_root, custom, agent_port)
         sidecar.start()
         os.environ.update(sidecar.sdk_environment())
     try:
-        uvicorn.run(
-            "modeltap.serving.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=log_level,
-            timeout_graceful_shutdown=10,
-        )
+        _run_server("modeltap.serving.app:create_app", host, port, log_level, workers=workers)
     finally:
         if sidecar is not None:
             sidecar.stop()
 
 
 @main.command()
-@click.option(
-    "-f",
-    "--file",
-    "deployment_file",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Deployment YAML naming the collections to accept.",
-)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=50011, show_default=True, type=click.IntRange(0, 65535))
-@click.option(
-    "--workspace",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Workspace folder [default: $MODELTAP_WORKSPACE, else ./modeltap-workspace].",
-)
-@click.option(
-    "--log-level",
-    default="warning",
-    show_default=True,
-    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-)
+@_deployment_option("Deployment YAML naming the collections to accept.")
+@_host_option
+@_port_option(50011)
+@_workspace_option
+@_log_level_option("warning")
 @click.option(
     "--max-body",
     default=64 * 1024 * 1024,
@@ -213,61 +223,28 @@ def agent(
       modeltap agent -f deployment.yml --port 50011 &
       AZUREML_MDC_ENABLED=true python my_app.py   # uses azureml.ai.monitoring.Collector
     """
-    import uvicorn
+    from modeltap.agent import ENV_MAX_BODY
 
-    from modeltap import runtime
-    from modeltap.config import load_deployment, load_workspace
-
-    ws = load_workspace(workspace if workspace is not None else runtime.default_workspace())
-    settings = load_deployment(deployment_file, ws)
-    os.environ[runtime.ENV_DEPLOYMENT] = str(settings.file)
-    os.environ[runtime.ENV_WORKSPACE] = str(ws.root)
-    os.environ["MODELTAP_AGENT_MAX_BODY"] = str(max_body)
+    settings, _ = _load(deployment_file, workspace)
+    os.environ[ENV_MAX_BODY] = str(max_body)
     click.echo(
         f"modeltap: agent for {settings.endpoint}/{settings.deployment} on "
         f"http://{host}:{port}/modeldata/log; collections: "
         f"{', '.join(sorted(settings.collections)) or 'none'}",
         err=True,
     )
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(name)s: %(message)s")
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _exit_cleanly)
-    uvicorn.run(
-        "modeltap.agent:create_agent_app",
-        factory=True,
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    _run_server("modeltap.agent:create_agent_app", host, port, log_level, access_log=False)
 
 
 @main.command()
 @click.option(
     "--upstream", required=True, help="The model server to forward to, e.g. http://127.0.0.1:8080."
 )
-@click.option(
-    "-f",
-    "--file",
-    "deployment_file",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Deployment YAML enabling the request and response collections.",
-)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=5002, show_default=True, type=click.IntRange(0, 65535))
-@click.option(
-    "--workspace",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Workspace folder [default: $MODELTAP_WORKSPACE, else ./modeltap-workspace].",
-)
-@click.option(
-    "--log-level",
-    default="warning",
-    show_default=True,
-    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-)
+@_deployment_option("Deployment YAML enabling the request and response collections.")
+@_host_option
+@_port_option(5002)
+@_workspace_option
+@_log_level_option("warning")
 @_friendly_errors
 def proxy(
     upstream: str,
@@ -284,47 +261,33 @@ def proxy(
       modeltap proxy --upstream http://127.0.0.1:8080 --port 5002 -f deployment.yml
       curl -X POST localhost:5002/v2/models/iris/infer -d @request.json
     """
-    import uvicorn
-
-    from modeltap import runtime
-    from modeltap.config import load_deployment, load_workspace
     from modeltap.errors import ConfigError
     from modeltap.serving.proxy import ENV_UPSTREAM
 
     if not upstream.startswith(("http://", "https://")):
         raise ConfigError(f"{upstream!r} is not an http(s) URL", field="--upstream")
-    ws = load_workspace(workspace if workspace is not None else runtime.default_workspace())
-    settings = load_deployment(deployment_file, ws)
-    missing = {"request", "response"} - set(settings.collections)
-    for note in settings.notes:
-        click.echo(f"modeltap: note: {note}", err=True)
-    if missing == {"request", "response"}:
+    settings, ws_root = _load(deployment_file, workspace)
+    logged = sorted({"request", "response"} & set(settings.collections))
+    if not logged:
         raise ConfigError(
             "the proxy records payloads: enable the request and/or response collections",
             field="data_collector.collections",
             source=str(settings.file),
         )
-    os.environ[runtime.ENV_DEPLOYMENT] = str(settings.file)
-    os.environ[runtime.ENV_WORKSPACE] = str(ws.root)
     os.environ[ENV_UPSTREAM] = upstream
     click.echo(
         f"modeltap: proxy http://{host}:{port} -> {upstream}; logging "
-        f"{', '.join(sorted({'request', 'response'} - missing))} into workspace {ws.root}",
+        f"{', '.join(logged)} into workspace {ws_root}",
         err=True,
     )
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(name)s: %(message)s")
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _exit_cleanly)
-    uvicorn.run(
+    _run_server(
         "modeltap.serving.proxy:create_proxy_app",
-        factory=True,
-        host=host,
-        port=port,
-        log_level=log_level,
+        host,
+        port,
+        log_level,
         access_log=False,
         server_header=False,  # the upstream's Server and Date headers pass through
         date_header=False,
-        timeout_graceful_shutdown=10,
     )
 
 
@@ -332,11 +295,7 @@ def proxy(
 @click.argument("source")
 @click.option("--start", help="Rows at or after this time (ISO 8601; UTC without an offset).")
 @click.option("--end", help="Rows before this time (ISO 8601; UTC without an offset).")
-@click.option(
-    "--workspace",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Workspace folder [default: $MODELTAP_WORKSPACE, else ./modeltap-workspace].",
-)
+@_workspace_option
 @click.option("--columns", help="Comma-separated data columns to keep.")
 @click.option(
     "-o",
@@ -397,16 +356,13 @@ def read_command(
         )
 
 
-_WORKSPACE_HELP = "Workspace folder [default: $MODELTAP_WORKSPACE, else ./modeltap-workspace]."
-
-
 @main.group("assets")
 def assets_group() -> None:
     """Data assets: the collections registered in a workspace, and what they hold."""
 
 
 @assets_group.command("list")
-@click.option("--workspace", type=click.Path(file_okay=False, path_type=Path), help=_WORKSPACE_HELP)
+@_workspace_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, for scripts.")
 @_friendly_errors
 def assets_list(workspace: Path | None, as_json: bool) -> None:
@@ -441,7 +397,7 @@ def assets_list(workspace: Path | None, as_json: bool) -> None:
 
 @assets_group.command("show")
 @click.argument("name", metavar="NAME[:VERSION]")
-@click.option("--workspace", type=click.Path(file_okay=False, path_type=Path), help=_WORKSPACE_HELP)
+@_workspace_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object, for scripts.")
 @_friendly_errors
 def assets_show(name: str, workspace: Path | None, as_json: bool) -> None:
@@ -500,7 +456,7 @@ def data_group() -> None:
     help="Then keep printing new records as they land (checks every second) until Ctrl-C.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the stored JSON lines as they are.")
-@click.option("--workspace", type=click.Path(file_okay=False, path_type=Path), help=_WORKSPACE_HELP)
+@_workspace_option
 @_friendly_errors
 def data_tail(
     collection: str, count: int, follow: bool, as_json: bool, workspace: Path | None
