@@ -37,7 +37,7 @@ from modeltap.layout import DEFAULT_ROOT, RollingRate, collection_prefix, valida
 from modeltap.read._load import _THREADS, _progress
 from modeltap.read._parse import _py_time
 from modeltap.read._range import MAX_PREFIXES, detect_depth, in_range, period, plan_prefixes
-from modeltap.read._source import NotFoundError, Source, _open, suggest
+from modeltap.read._source import NotFoundError, Source, _open, find_asset, suggest
 from modeltap.storage.base import ObjectInfo, Storage
 from modeltap.storage.local import LocalStorage
 
@@ -167,7 +167,7 @@ def show_asset(
 
     An unknown name is a NotFoundError suggesting the closest names."""
     ws = _workspace(workspace)
-    asset = _find_asset(Catalog(ws.root), name, ws)
+    asset = find_asset(Catalog(ws.root), name, ws)
     stores: dict[str, Storage] = {}
     try:
         [summary] = _summarize([_plan(asset, ws, stores)], progress, asset.name)
@@ -179,27 +179,6 @@ def show_asset(
 
 def _workspace(workspace: str | os.PathLike[str] | None) -> WorkspaceSettings:
     return load_workspace(workspace if workspace is not None else runtime.default_workspace())
-
-
-def _find_asset(catalog: Catalog, text: str, ws: WorkspaceSettings) -> Asset:
-    name, _, version = text.strip().partition(":")
-    asset = catalog.get(name, version or None)
-    if asset is not None:
-        return asset
-    assets = catalog.list()
-    versions = [a.version for a in assets if a.name == name]
-    if versions:
-        raise NotFoundError(
-            f"data asset {name!r} has no version {version!r}; versions: {', '.join(versions)}"
-        )
-    names = sorted({a.name for a in assets})
-    where = f"workspace {str(ws.root)!r}"
-    if not names:
-        raise NotFoundError(
-            f"no data asset {name!r}: {where} has no assets (collections are registered when "
-            "modeltap.configure() or `modeltap serve` starts; --workspace names another one)"
-        )
-    raise NotFoundError(f"no data asset {name!r} in {where}{suggest(name, names, 'assets')}")
 
 
 @dataclass

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from modeltap.assets import Catalog
+from modeltap.assets import Asset, Catalog
 from modeltap.config import WorkspaceSettings, load_workspace, parse_datastore_uri
 from modeltap.errors import ConfigError, ModeltapError
 from modeltap.storage.base import Storage
@@ -57,13 +57,21 @@ def resolve(source: str | os.PathLike[str], workspace: str | os.PathLike[str]) -
     if "/" in text or "\\" in text or text.startswith((".", "~")):
         return _folder(Path(text).expanduser())
     ws = load_workspace(workspace)
-    name, _, version = text.partition(":")
     catalog = Catalog(ws.root)
+    name, _, version = text.partition(":")
+    if catalog.get(name, version or None) is None and Path(text).is_dir():
+        return _folder(Path(text))
+    asset = find_asset(catalog, text, ws)
+    return Source(_open(ws, asset.datastore), asset.path, f"{asset.name}:{asset.version}")
+
+
+def find_asset(catalog: Catalog, text: str, ws: WorkspaceSettings) -> Asset:
+    """The asset NAME or NAME:VERSION names (its highest version without one), or a
+    NotFoundError that lists its versions or suggests the closest names."""
+    name, _, version = text.strip().partition(":")
     asset = catalog.get(name, version or None)
     if asset is not None:
-        return Source(_open(ws, asset.datastore), asset.path, f"{asset.name}:{asset.version}")
-    if Path(text).is_dir():
-        return _folder(Path(text))
+        return asset
     assets = catalog.list()
     versions = [a.version for a in assets if a.name == name]
     if versions:
@@ -75,8 +83,8 @@ def resolve(source: str | os.PathLike[str], workspace: str | os.PathLike[str]) -
     if not names:
         raise NotFoundError(
             f"no data asset {name!r}: {where} has no assets (collections are registered when "
-            "modeltap.configure() or `modeltap serve` starts; pass workspace= to read another "
-            "workspace, or give a folder path or an azureml://datastores/... URI)"
+            "modeltap.configure() or `modeltap serve` starts; name another workspace, or give "
+            "a folder path or an azureml://datastores/... URI)"
         )
     raise NotFoundError(f"no data asset {name!r} in {where}{suggest(name, names, 'assets')}")
 
