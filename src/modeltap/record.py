@@ -186,7 +186,7 @@ def no_line_breaks(data: bytes) -> bytes:
     """Escape U+2028, U+2029 and U+0085, which orjson writes raw but line readers split on.
 
     They can only occur inside JSON strings, so escaping them keeps the value the same."""
-    if b"\xe2\x80" in data or b"\xc2\x85" in data:
+    if not data.isascii() and (b"\xe2\x80" in data or b"\xc2\x85" in data):
         data = (
             data.replace(b"\xe2\x80\xa8", b"\\u2028")
             .replace(b"\xe2\x80\xa9", b"\\u2029")
