@@ -10,6 +10,28 @@ import pytest
 import modeltap
 from modeltap import collector, runtime
 
+# The source document's example deployment file, verbatim in content (SPEC R2.1).
+SOURCE_DEPLOYMENT = """\
+$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
+name: blue
+endpoint_name: my_endpoint
+model: azureml:iris_mlflow_model@latest
+environment:
+  image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04
+  conda_file: model/conda.yaml
+code_configuration:
+  code: scripts
+  scoring_script: score.py
+instance_type: Standard_F2s_v2
+instance_count: 1
+data_collector:
+  collections:
+    model_inputs:
+      enabled: 'True'
+    model_outputs:
+      enabled: 'True'
+"""
+
 
 @pytest.fixture(autouse=True)
 def fresh_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:

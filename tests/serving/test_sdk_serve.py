@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import read_lines, store_root
+from tests.conftest import SOURCE_DEPLOYMENT, read_lines, store_root
 from tests.servers import Process, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,26 +60,7 @@ CUSTOM_ID = AUTO_ID.replace(
     "    context = inputs_collector.collect(input_df, artificial_context)",
 )
 
-DEPLOYMENT = """
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
-name: blue
-endpoint_name: my_endpoint
-model: azureml:iris_mlflow_model@latest
-environment:
-  image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04
-  conda_file: model/conda.yaml
-code_configuration:
-  code: scripts
-  scoring_script: score.py
-instance_type: Standard_F2s_v2
-instance_count: 1
-data_collector:
-  collections:
-    model_inputs:
-      enabled: 'True'
-    model_outputs:
-      enabled: 'True'
-"""
+DEPLOYMENT = SOURCE_DEPLOYMENT
 
 
 def serve(tmp_path: Path, score: str) -> tuple[Process, str]:
