@@ -84,7 +84,7 @@ class Parser:
         self._hint: Any = None  # `data` type learned from an earlier object with date strings
 
     def parse(self, path: str, data: bytes) -> Part:
-        if not data.strip():
+        if not data or data.isspace():
             return Part(path)
         try:
             lines = self._arrow(data)
