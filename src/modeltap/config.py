@@ -40,13 +40,14 @@ OVERFLOW_POLICIES = ("block", "drop", "raise")
 _TRUE = {"true"}
 _FALSE = {"false"}
 
-# Top-level fields of the source's deployment file that have no local meaning.
+# Top-level fields of the source's deployment file: those modeltap reads, those accepted
+# without a word, and those that mean nothing locally (accepted with a note).
+_USED_TOP = {"name", "endpoint_name", "model", "code_configuration", "data_collector"}
+_SILENT_TOP = {"$schema", "environment_variables"}
 _IGNORED_TOP = {
-    "$schema",
     "description",
     "tags",
     "environment",
-    "environment_variables",
     "instance_type",
     "instance_count",
     "scale_settings",
@@ -57,14 +58,10 @@ _IGNORED_TOP = {
     "egress_public_network_access",
     "type",
     "properties",
-    "data_collector",
-    "code_configuration",
-    "model",
-    "name",
-    "endpoint_name",
     "model_mount_path",
     "with_package",
 }
+_KNOWN_TOP = _USED_TOP | _SILENT_TOP | _IGNORED_TOP
 _DATA_COLLECTOR_KEYS = {
     "collections",
     "rolling_rate",
@@ -361,24 +358,12 @@ def load_deployment(
 def _load_deployment(path: Path, workspace: WorkspaceSettings | None) -> DeploymentSettings:
     src = str(path)
     raw = _read_yaml(path, "deployment file")
-    notes = [
-        f"{key}: not used by a local deployment, ignored"
-        for key in raw
-        if key
-        in _IGNORED_TOP
-        - {
-            "data_collector",
-            "code_configuration",
-            "model",
-            "name",
-            "endpoint_name",
-            "$schema",
-            "environment_variables",
-        }
-    ]
+    notes = []
     for key in raw:
-        if key not in _IGNORED_TOP:
-            notes.append(f"{key}: unknown field, ignored{_suggest(str(key), _IGNORED_TOP)}")
+        if key in _IGNORED_TOP:
+            notes.append(f"{key}: not used by a local deployment, ignored")
+        elif key not in _KNOWN_TOP:
+            notes.append(f"{key}: unknown field, ignored{_suggest(str(key), _KNOWN_TOP)}")
     for key in ("endpoint_name", "name"):
         if raw.get(key) in (None, ""):
             raise ConfigError("is required", field=key, source=src)
