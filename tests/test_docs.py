@@ -7,7 +7,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 
 from modeltap.config import load_deployment, load_workspace
 from modeltap.errors import ConfigError
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
@@ -64,12 +64,6 @@ def test_pipeline_page_line_is_consistent():
     line = json.loads(example)
     n = len(json.dumps(line["data"], separators=(",", ":"), ensure_ascii=False).encode())
     assert line["contentrange"] == f"bytes 0-{n - 1}/{n}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.slow
