@@ -46,13 +46,14 @@ import os
 import platform
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+
+from common import agg, cpu_model, med, modeltap_commit
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -514,40 +515,10 @@ print(json.dumps(out))
 """
     p = subprocess.run([py, "-c", code], env=child_env(), capture_output=True, text=True)
     info = json.loads(p.stdout) if p.returncode == 0 else {}
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        for ln in Path("/proc/cpuinfo").read_text().splitlines():
-            if ln.startswith("model name"):
-                cpu = ln.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     info.update(nproc=os.cpu_count(), cpu_model=cpu, kernel=platform.release())
-    git = ["git", "-C", str(REPO)]
-    with contextlib.suppress(OSError):
-        head = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        )
-        dirty = subprocess.run(
-            [*git, "status", "--porcelain", "--", "src"], capture_output=True, text=True
-        )
-        info["modeltap_commit"] = head.stdout.strip() + (
-            " (src/ modified)" if dirty.stdout.strip() else ""
-        )
+    info["modeltap_commit"] = modeltap_commit()
     return info
-
-
-def agg(vals, fmt="{:.0f}"):
-    vals = [v for v in vals if v is not None]
-    if not vals:
-        return "-"
-    med = fmt.format(statistics.median(vals))
-    if len(vals) == 1:
-        return med
-    return f"{med} [{fmt.format(min(vals))}-{fmt.format(max(vals))}]"
-
-
-def med(vals):
-    vals = [v for v in vals if v is not None]
-    return statistics.median(vals) if vals else None
 
 
 def table(header, lines):

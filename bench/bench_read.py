@@ -49,13 +49,14 @@ import os
 import platform
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+
+from common import agg, cpu_model, med, modeltap_commit
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -429,47 +430,17 @@ print(json.dumps(out))
 """
     p = subprocess.run([py, "-c", code], env=child_env(), capture_output=True, text=True)
     info = json.loads(p.stdout) if p.returncode == 0 else {"versions_error": p.stderr[-500:]}
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        for ln in Path("/proc/cpuinfo").read_text().splitlines():
-            if ln.startswith("model name"):
-                cpu = ln.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     mem = "?"
     with contextlib.suppress(OSError):
         kb = int(Path("/proc/meminfo").read_text().split()[1])
         mem = f"{kb / 2**20:.1f} GiB"
     info.update(nproc=os.cpu_count(), cpu_model=cpu, mem_total=mem, kernel=platform.release())
-    git = ["git", "-C", str(REPO)]
-    with contextlib.suppress(OSError):
-        head = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        )
-        dirty = subprocess.run(
-            [*git, "status", "--porcelain", "--", "src"], capture_output=True, text=True
-        )
-        info["modeltap_commit"] = head.stdout.strip() + (
-            " (src/ modified)" if dirty.stdout.strip() else ""
-        )
+    info["modeltap_commit"] = modeltap_commit()
     return info
 
 
 # ----------------------------------------------------------------------------------- report
-def med(vals):
-    vals = [v for v in vals if v is not None]
-    return statistics.median(vals) if vals else None
-
-
-def agg(vals, fmt="{:.2f}"):
-    vals = [v for v in vals if v is not None]
-    if not vals:
-        return "-"
-    m = fmt.format(statistics.median(vals))
-    if len(vals) == 1:
-        return m
-    return f"{m} [{fmt.format(min(vals))}-{fmt.format(max(vals))}]"
-
-
 def ratio(a, b, fmt="{:.2f}"):
     if a is None or b is None or b == 0:
         return "-"
@@ -508,8 +479,8 @@ def report(rows, datasets, meta) -> str:
                 [
                     ds,
                     LABEL[m],
-                    agg([r["native_s"] for r in v]),
-                    agg([r["total_s"] for r in v]),
+                    agg([r["native_s"] for r in v], "{:.2f}"),
+                    agg([r["total_s"] for r in v], "{:.2f}"),
                     f"{rows_ / tot / 1000:.0f}k" if tot else "-",
                     f"{man['mb'] / tot:.0f}" if tot and m != "load_1h" else "-",
                     agg([r["peak_rss_mb"] for r in v], "{:.0f}"),

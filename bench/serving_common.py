@@ -14,11 +14,14 @@ import platform
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from common import agg as agg  # re-exported: the serving benches use sc.agg / sc.med
+from common import cpu_model, modeltap_commit
+from common import med as med
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -225,21 +228,6 @@ def jsonl_files(root: Path, collection: str) -> list[Path]:
 
 
 # ----------------------------------------------------------------------------------- reports
-def agg(vals, fmt="{:.0f}"):
-    vals = [v for v in vals if v is not None]
-    if not vals:
-        return "-"
-    m = fmt.format(statistics.median(vals))
-    if len(vals) == 1:
-        return m
-    return f"{m} [{fmt.format(min(vals))}-{fmt.format(max(vals))}]"
-
-
-def med(vals):
-    vals = [v for v in vals if v is not None]
-    return statistics.median(vals) if vals else None
-
-
 def ratio(a, b, fmt="{:.2f}"):
     if a is None or b is None or b == 0:
         return "-"
@@ -269,28 +257,13 @@ def versions(py: str, src: Path | None, dists: list[str]) -> dict:
 
 
 def machine_info() -> dict:
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        for ln in Path("/proc/cpuinfo").read_text().splitlines():
-            if ln.startswith("model name"):
-                cpu = ln.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     mem = "?"
     with contextlib.suppress(OSError):
         kb = int(Path("/proc/meminfo").read_text().split()[1])
         mem = f"{kb / 1024 / 1024:.0f} GiB"
     info = dict(nproc=NCPU, cpu_model=cpu, mem=mem, kernel=platform.release())
-    git = ["git", "-C", str(REPO)]
-    with contextlib.suppress(OSError):
-        head = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        )
-        dirty = subprocess.run(
-            [*git, "status", "--porcelain", "--", "src"], capture_output=True, text=True
-        )
-        info["modeltap_commit"] = head.stdout.strip() + (
-            " (src/ modified)" if dirty.stdout.strip() else ""
-        )
+    info["modeltap_commit"] = modeltap_commit()
     return info
 
 
