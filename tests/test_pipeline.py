@@ -26,13 +26,13 @@ class GatedStorage(LocalStorage):
         self.fail_times = fail_times
         self.puts = 0
 
-    def put(self, path: str, data: bytes) -> None:
+    def put(self, path: str, data: bytes, *, overwrite: bool = True) -> None:
         self.gate.wait(30)
         self.puts += 1
         if self.fail_times > 0:
             self.fail_times -= 1
             raise StorageError("injected outage", path=path)
-        super().put(path, data)
+        super().put(path, data, overwrite=overwrite)
 
 
 def make(tmp_path, storage=None, **settings):

@@ -7,6 +7,7 @@
     │   ├── CollectorLimitError       a sixth collector in one process
     │   └── BufferFullError           the buffer is full and the overflow policy is "raise"
     └── StorageError         reading or writing a datastore failed; names the path
+        └── ObjectExistsError         a create-only write found the object already there
 
 `TypeError` (not a ModeltapError) is raised for data that cannot be collected,
 as the source platform's SDK does.
@@ -21,6 +22,7 @@ __all__ = [
     "CollectorLimitError",
     "ConfigError",
     "ModeltapError",
+    "ObjectExistsError",
     "StorageError",
 ]
 
@@ -63,3 +65,9 @@ class StorageError(ModeltapError):
     def __init__(self, message: str, *, path: str | None = None):
         self.path = path
         super().__init__(f"{path}: {message}" if path else message)
+
+
+class ObjectExistsError(StorageError):
+    """A create-only write (`put(..., overwrite=False)`) found the object already there.
+
+    Retried uploads use it to land an object exactly once."""

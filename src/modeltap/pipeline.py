@@ -59,11 +59,13 @@ class Counters:
         "objects_written",
         "storage_errors",
         "lines_written",
+        "spooled",
     )
 
     def __init__(self) -> None:
         self.accepted = self.written = self.dropped = self.sampled_out = 0
         self.bytes_written = self.objects_written = self.storage_errors = self.lines_written = 0
+        self.spooled = 0  # records put on the local spool (durability or a storage outage)
 
     def snapshot(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.FIELDS}
@@ -92,6 +94,7 @@ class Pipeline:
         self.counters = Counters()
         self.writer_id = WriterId()
         self._on_drop = on_drop
+        self._commit_listeners: list[Callable[[float, int, int], None]] = []
         self._queue: deque[tuple[Record, int]] = deque()
         self._queued_bytes = 0
         self._cond = threading.Condition(threading.Lock())
@@ -147,6 +150,10 @@ class Pipeline:
             self._cond.notify_all()
             self._cond.wait(min(left, 0.1))
         return True
+
+    def add_commit_listener(self, listener: Callable[[float, int, int], None]) -> None:
+        """Call listener(seconds, bytes, records) after every object committed (metrics)."""
+        self._commit_listeners.append(listener)
 
     def count_sampled_out(self) -> None:
         self.counters.sampled_out += 1
@@ -370,12 +377,13 @@ class Pipeline:
                 )
                 return
             self._failures = 0
-            log.debug(
-                "committed %s: %d records in %.1f ms",
-                path,
-                pending.records,
-                (time.monotonic() - started) * 1000,
-            )
+            took = time.monotonic() - started
+            log.debug("committed %s: %d records in %.1f ms", path, pending.records, took * 1000)
+            for listener in self._commit_listeners:
+                try:
+                    listener(took, len(data), pending.records)
+                except Exception:  # a metrics hook must not break the pipeline
+                    log.exception("commit listener failed")
             del self._pending[key]
             c = self.counters
             c.bytes_written += len(data)

@@ -28,8 +28,12 @@ class Storage(ABC):
     name: str
 
     @abstractmethod
-    def put(self, path: str, data: bytes) -> None:
-        """Write the whole object at path; it is visible only once complete."""
+    def put(self, path: str, data: bytes, *, overwrite: bool = True) -> None:
+        """Write the whole object at path; it is visible only once complete.
+
+        With overwrite=False the write is create-only: when an object is already at path,
+        nothing is written and ObjectExistsError is raised (atomically, so two writers of
+        one path never both succeed)."""
 
     @abstractmethod
     def get(self, path: str) -> bytes:

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from modeltap.errors import StorageError
+from modeltap.errors import ObjectExistsError, StorageError
 from modeltap.storage.base import ObjectInfo, Storage
 
 __all__ = ["LocalStorage"]
@@ -25,7 +25,7 @@ class LocalStorage(Storage):
             raise StorageError("path escapes the datastore root", path=path)
         return self.root.joinpath(*parts)
 
-    def put(self, path: str, data: bytes) -> None:
+    def put(self, path: str, data: bytes, *, overwrite: bool = True) -> None:
         target = self._path(path)
         # Temporary name then rename: readers see the whole object or nothing.
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
@@ -35,7 +35,16 @@ class LocalStorage(Storage):
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, target)
+            if overwrite:
+                os.replace(tmp, target)
+            else:
+                # link() fails when the target exists: create-only, atomically.
+                try:
+                    os.link(tmp, target)
+                except FileExistsError:
+                    raise ObjectExistsError("already exists", path=str(target)) from None
+                finally:
+                    tmp.unlink(missing_ok=True)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
