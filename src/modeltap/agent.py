@@ -28,6 +28,7 @@ from modeltap import sampling
 from modeltap.context import new_id
 from modeltap.errors import BufferFullError, CollectionDisabledError
 from modeltap.layout import validate_name
+from modeltap.metrics import METRICS_PATH, MetricsApp, watch
 from modeltap.record import JSON, Record
 from modeltap.runtime import Runtime
 
@@ -64,6 +65,8 @@ class AgentApp:
     def __init__(self, runtime: Runtime, max_body: int = DEFAULT_MAX_BODY):
         self.runtime = runtime
         self.max_body = max_body
+        self.metrics = MetricsApp()
+        watch(runtime)  # commit latencies, also for a runtime made without configure()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -74,6 +77,9 @@ class AgentApp:
         try:
             if scope["path"] == "/" and scope["method"] in ("GET", "HEAD"):
                 await _respond(send, 200, b'{"status":"ok"}')
+                return
+            if scope["path"] == METRICS_PATH:  # Prometheus
+                await self.metrics(scope, receive, send)
                 return
             if scope["path"] != AGENT_PATH:
                 raise Rejected(404, f"unknown path {scope['path']!r}; post to {AGENT_PATH}")

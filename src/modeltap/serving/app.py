@@ -1,4 +1,4 @@
-"""The scoring server's ASGI app: `GET /` health, `POST /score` -> run(body).
+"""The scoring server's ASGI app: `GET /` health, `POST /score` -> run(body), `GET /metrics`.
 
 Each request gets an id: the caller's `x-request-id` header, else a new UUID. It is
 echoed in the response header and is the correlation id of every record collected
@@ -25,6 +25,7 @@ from starlette.routing import Route
 import modeltap
 from modeltap import runtime
 from modeltap.context import current_request_id, new_id
+from modeltap.metrics import METRICS_PATH, MetricsApp
 from modeltap.serving.payload import PayloadLogger
 from modeltap.serving.scoring import ScoreScript
 from modeltap.tabular import dumps
@@ -133,6 +134,7 @@ def create_app(script: ScoreScript | None = None, *, configure: bool = True) -> 
             Route("/", health, methods=["GET"]),
             Route("/score", health, methods=["GET"]),
             Route("/score", score, methods=["POST"]),
+            Route(METRICS_PATH, MetricsApp(), methods=["GET"]),  # Prometheus
         ],
         lifespan=lifespan,
     )

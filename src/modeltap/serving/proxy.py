@@ -4,7 +4,8 @@
 
 Bodies stream through in both directions; headers and status codes pass unchanged
 (less hop-by-hop headers). When the upstream cannot be reached the caller gets a
-502 naming it.
+502 naming it. The proxy answers two paths itself, never forwarded or logged:
+`/-/modeltap/health` and `/-/modeltap/metrics` (Prometheus; `/metrics` is the upstream's).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 import modeltap
 from modeltap import runtime
+from modeltap.metrics import PROXY_METRICS_PATH, MetricsApp
 from modeltap.serving.payload import PayloadLogger
 
 __all__ = ["ENV_UPSTREAM", "HEALTH_PATH", "ProxyApp", "create_proxy_app"]
@@ -47,6 +49,7 @@ class ProxyApp:
         self.upstream = upstream.rstrip("/")
         self.timeout = timeout
         self.client: httpx.AsyncClient | None = None
+        self.metrics = MetricsApp()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -63,6 +66,9 @@ class ProxyApp:
                 }
             )
             await send({"type": "http.response.body", "body": b"Healthy"})
+            return
+        if scope["path"] == PROXY_METRICS_PATH:  # Prometheus; /metrics goes upstream
+            await self.metrics(scope, receive, send)
             return
         if self.client is None:  # no lifespan (some test harnesses)
             self.client = httpx.AsyncClient(timeout=self.timeout)
@@ -139,4 +145,4 @@ def create_proxy_app() -> PayloadLogger:
     upstream = os.environ.get(ENV_UPSTREAM)
     if not upstream:
         raise RuntimeError(f"{ENV_UPSTREAM} is not set: start the proxy with `modeltap proxy`")
-    return PayloadLogger(ProxyApp(upstream), paths=None, skip=(HEALTH_PATH,))
+    return PayloadLogger(ProxyApp(upstream), paths=None, skip=(HEALTH_PATH, PROXY_METRICS_PATH))
