@@ -11,6 +11,7 @@ import difflib
 import math
 import os
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +38,7 @@ __all__ = [
 DEFAULT_DATASTORE = "workspaceblobstore"
 PAYLOAD_COLLECTIONS = ("request", "response")
 OVERFLOW_POLICIES = ("block", "drop", "raise")
+DURABILITY_MODES = ("memory", "spool")
 _TRUE = {"true"}
 _FALSE = {"false"}
 
@@ -86,6 +88,11 @@ class PipelineSettings:
     overflow: Literal["block", "drop", "raise"] = "block"
     block_timeout: float = 5.0  # seconds "block" waits before it drops and reports
     blob_threshold: int = 4 * 1024 * 1024  # payloads larger than this go to their own object
+    # "memory": records wait in memory (a crash loses up to flush_interval of them);
+    # "spool": each record is on local disk before collect() returns (see docs/durability.md)
+    durability: Literal["memory", "spool"] = "memory"
+    spool_dir: str = ""  # default: WORKSPACE/spool/ENDPOINT/DEPLOYMENT
+    spool_bytes: int = 1024 * 1024 * 1024  # disk the spool may use; past it overflow applies
 
 
 @dataclass(frozen=True)
@@ -215,14 +222,20 @@ def _pipeline(raw: dict[str, Any], src: str | None) -> PipelineSettings:
     values: dict[str, Any] = {}
     for key, value in raw.items():
         where = f"data_collector.modeltap.{key}"
-        if key == "overflow":
-            if value not in OVERFLOW_POLICIES:
+        if key in ("overflow", "durability"):
+            allowed_values = OVERFLOW_POLICIES if key == "overflow" else DURABILITY_MODES
+            if value not in allowed_values:
                 raise ConfigError(
-                    f"{value!r} is not an overflow policy; allowed: {', '.join(OVERFLOW_POLICIES)}",
+                    f"{value!r} is not allowed; allowed: {', '.join(allowed_values)}",
                     field=where,
                     source=src,
                 )
             values[key] = value
+            continue
+        if key == "spool_dir":
+            if not isinstance(value, str | os.PathLike):
+                raise ConfigError(f"{value!r} is not a folder path", field=where, source=src)
+            values[key] = os.fspath(value)
             continue
         kind = type(getattr(defaults, key))
         try:
@@ -409,11 +422,127 @@ def _load_deployment(path: Path, workspace: WorkspaceSettings | None) -> Deploym
     )
 
 
-_DATASTORE_TYPES = ("local",)
+_DATASTORE_TYPES = ("local", "azure_blob", "s3")
+# Request settings every cloud datastore accepts (seconds, and retries before an error).
+_CLIENT_KEYS = {"timeout", "connect_timeout", "max_retries", "retry_timeout"}
+_DATASTORE_KEYS = {
+    "local": {"path"},
+    "azure_blob": {"container", "account_url", "connection_string_env", "prefix", "use_azure_cli"}
+    | _CLIENT_KEYS,
+    "s3": {"bucket", "region", "endpoint_url", "prefix"} | _CLIENT_KEYS,
+}
+_CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _text(spec: dict[str, Any], key: str, where: str, src: str, what: str) -> str:
+    value = spec.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"needs {what}", field=f"{where}.{key}", source=src)
+    return value.strip()
+
+
+def _url(spec: dict[str, Any], key: str, where: str, src: str) -> str:
+    """An http(s) base URL without credentials in it (they come from the environment)."""
+    value = _text(spec, key, where, src, "an http:// or https:// URL")
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        shown = f"{parts.scheme}://{parts.hostname}" if parts.hostname else "the value"
+        raise ConfigError(
+            f"{shown} is not an http:// or https:// URL", field=f"{where}.{key}", source=src
+        )
+    if parts.query or parts.username or parts.password:
+        # A SAS token or a password in the file would be a secret in clear (SPEC R7.2).
+        raise ConfigError(
+            "must not carry credentials (a query string or user:password); "
+            "give them through the environment",
+            field=f"{where}.{key}",
+            source=src,
+        )
+    return value.rstrip("/")
+
+
+def _cloud_datastore(kind: str, spec: dict[str, Any], where: str, src: str) -> dict[str, Any]:
+    """Validated options of an azure_blob or s3 datastore (secrets stay in the environment)."""
+    options: dict[str, Any] = {}
+    if kind == "azure_blob":
+        container = _text(spec, "container", where, src, "a container name")
+        if not _CONTAINER.match(container):
+            raise ConfigError(
+                f"{container!r} is not a container name; "
+                "use 3-63 lowercase letters, digits and single hyphens",
+                field=f"{where}.container",
+                source=src,
+            )
+        options["container"] = container
+        given = [key for key in ("account_url", "connection_string_env") if key in spec]
+        if len(given) != 1:
+            raise ConfigError(
+                "give exactly one of account_url (credentials from the Azure credential chain) "
+                "or connection_string_env (the name of an environment variable)",
+                field=f"{where}.{given[1] if given else 'account_url'}",
+                source=src,
+            )
+        if "account_url" in spec:
+            options["account_url"] = _url(spec, "account_url", where, src)
+        else:
+            env = spec["connection_string_env"]
+            if not isinstance(env, str) or not _ENV_NAME.match(env):
+                # Never echo the value: it may be the connection string itself.
+                raise ConfigError(
+                    "must be the name of an environment variable (like "
+                    "AZURE_STORAGE_CONNECTION_STRING), not the connection string",
+                    field=f"{where}.connection_string_env",
+                    source=src,
+                )
+            options["connection_string_env"] = env
+        if "use_azure_cli" in spec:
+            options["use_azure_cli"] = parse_bool(
+                spec["use_azure_cli"], f"{where}.use_azure_cli", src
+            )
+    else:
+        bucket = _text(spec, "bucket", where, src, "a bucket name")
+        if not _BUCKET.match(bucket) or ".." in bucket:
+            raise ConfigError(
+                f"{bucket!r} is not a bucket name; "
+                "use 3-63 lowercase letters, digits, dots and hyphens",
+                field=f"{where}.bucket",
+                source=src,
+            )
+        options["bucket"] = bucket
+        if "region" in spec:
+            options["region"] = _text(spec, "region", where, src, "a region name")
+        if "endpoint_url" in spec:
+            options["endpoint_url"] = _url(spec, "endpoint_url", where, src)
+    if "prefix" in spec:
+        prefix = spec["prefix"]
+        parts = prefix.strip("/").split("/") if isinstance(prefix, str) else [""]
+        if any(part in ("", ".", "..") for part in parts):
+            raise ConfigError(
+                f"{prefix!r} is not a folder; use names separated by '/', without '.' or '..'",
+                field=f"{where}.prefix",
+                source=src,
+            )
+        options["prefix"] = "/".join(parts)
+    for key in sorted(_CLIENT_KEYS & set(spec)):
+        value = spec[key]
+        integer = key == "max_retries"
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value) and (value >= 0 if integer else value > 0)
+        if not ok or (integer and not isinstance(value, int)):
+            raise ConfigError(
+                f"{value!r} is not allowed; use "
+                + ("a whole number from 0" if integer else "a positive number of seconds"),
+                field=f"{where}.{key}",
+                source=src,
+            )
+        options[key] = value
+    return options
 
 
 def load_workspace(root: str | os.PathLike[str]) -> WorkspaceSettings:
-    """The workspace folder and its datastores (DIR/workspace.yml, optional)."""
+    """The workspace folder and its datastores (DIR/workspace.yml, optional; SPEC R7)."""
     root = Path(root).resolve()
     default = DatastoreSettings("local", f"datastores/{DEFAULT_DATASTORE}")
     stores: dict[str, DatastoreSettings] = {DEFAULT_DATASTORE: default}
@@ -433,11 +562,15 @@ def load_workspace(root: str | os.PathLike[str]) -> WorkspaceSettings:
                     field=f"{where}.type",
                     source=src,
                 )
+            _check_keys(spec, _DATASTORE_KEYS[kind], where, src)
             if kind == "local":
-                _check_keys(spec, {"path"}, where, src)
                 if not isinstance(spec.get("path"), str) or not spec["path"]:
                     raise ConfigError(
                         "a local datastore needs a folder path", field=f"{where}.path", source=src
                     )
-            stores[str(name)] = DatastoreSettings(kind, str(spec.pop("path", "")), spec)
+                stores[str(name)] = DatastoreSettings(kind, str(spec.pop("path")), spec)
+            else:
+                stores[str(name)] = DatastoreSettings(
+                    kind, options=_cloud_datastore(kind, spec, where, src)
+                )
     return WorkspaceSettings(root, stores)

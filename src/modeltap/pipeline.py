@@ -14,21 +14,30 @@ commit keeps its lines and is retried with backoff.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
 from modeltap.config import PipelineSettings
 from modeltap.context import new_id
-from modeltap.errors import BufferFullError, CollectionDisabledError, ModeltapError
+from modeltap.errors import (
+    BufferFullError,
+    CollectionDisabledError,
+    ModeltapError,
+    ObjectExistsError,
+)
 from modeltap.layout import RollingRate, WriterId, partition
 from modeltap.record import BLOB, JSON, Record, encode_lines
+from modeltap.spool import Segment, Spool
 from modeltap.storage.base import Storage
 
 __all__ = ["Counters", "Pipeline", "Route"]
@@ -72,12 +81,14 @@ class Counters:
 
 
 class _Pending:
-    __slots__ = ("chunks", "nbytes", "records")
+    __slots__ = ("attempts", "chunks", "nbytes", "path", "records")
 
     def __init__(self) -> None:
         self.chunks: list[bytes] = []
         self.nbytes = 0
         self.records = 0
+        self.path = ""  # named at the first commit attempt and kept for retries
+        self.attempts = 0
 
 
 class Pipeline:
@@ -87,7 +98,10 @@ class Pipeline:
         settings: PipelineSettings,
         rolling_rate: RollingRate,
         on_drop: Callable[[int, BaseException], None] | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
     ):
+        """spool_dir: where objects wait on disk when storage fails, and every record with
+        durability "spool" (required then). None: no spool, a failed commit waits in memory."""
         self.routes = routes
         self.settings = settings
         self.rolling_rate = rolling_rate
@@ -105,8 +119,15 @@ class Pipeline:
         self._settled = 0  # records written or dropped
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._last_commit = time.monotonic()
+        self._shutdown_deadline = 0.0
         self._retry_at = 0.0
         self._failures = 0
+        self._stores = {route.storage.name: route.storage for route in routes.values()}
+        self.spool = Spool(Path(spool_dir), settings.spool_bytes) if spool_dir else None
+        self._durable = settings.durability == "spool"
+        if self._durable and self.spool is None:
+            raise ValueError('durability "spool" needs a spool_dir')
+        self._open_paths: dict[tuple[str, str], str] = {}  # (collection, partition) -> object
         self._thread = threading.Thread(target=self._run, name="modeltap-writer", daemon=True)
         self._thread.start()
 
@@ -115,6 +136,9 @@ class Pipeline:
     def submit(self, record: Record, size: int = 1024) -> None:
         """Queue a record, or count it dropped and raise BufferFullError when there is no room
         (at once under "drop" and "raise", after `block_timeout` under "block")."""
+        if self._durable:
+            self._submit_to_spool(record)
+            return
         s = self.settings
         with self._cond:
             if self._closed:
@@ -135,6 +159,64 @@ class Pipeline:
             self.counters.accepted += 1
             if self._writer_idle:
                 self._cond.notify_all()
+
+    def _submit_to_spool(self, record: Record) -> None:
+        """Durability "spool": encode here, on the caller's thread, and append the line to
+        the local spool before returning (the writer uploads sealed segments later)."""
+        route = self.routes.get(record.collection)
+        if route is None:
+            raise CollectionDisabledError(f"no route for collection {record.collection!r}")
+        part = partition(self.rolling_rate, record.time)
+        assert self.spool is not None
+        if record.kind == BLOB:
+            payload = _read_payload(record.data)
+            _discard_payload(record.data)
+            blob_path = f"{route.prefix}/{part}/{record.id or new_id()}"
+            with self._cond:
+                self._reserve_spool(record, len(payload))
+                self.spool.add(route.storage.name, blob_path, payload, 0)
+            _refer_to_blob(record, route.storage.url(blob_path), blob_path, len(payload))
+        data = b"".join(encode_lines([record], route.source))
+        with self._cond:
+            self._reserve_spool(record, len(data))
+            key = (record.collection, part)
+            path = self._open_paths.get(key)
+            if path is None:
+                instance = self.writer_id.next()
+                path = self._open_paths[key] = f"{route.prefix}/{part}/{instance}.jsonl"
+            segment = self.spool.append(route.storage.name, path, data, 1)
+            if segment.nbytes >= self.settings.object_bytes:
+                self._seal(key)
+            self._submitted += 1
+            self.counters.accepted += 1
+            self.counters.spooled += 1
+            if self._writer_idle:
+                self._cond.notify_all()
+
+    def _reserve_spool(self, record: Record, size: int) -> None:
+        """Wait (under the lock) for room in the spool as the overflow policy says."""
+        assert self.spool is not None
+        if self._closed:
+            raise CollectionDisabledError("collection is shut down; record not accepted")
+        if self.spool.has_room(size):
+            return
+        s = self.settings
+        deadline = time.monotonic() + (s.block_timeout if s.overflow == "block" else 0)
+        while not self.spool.has_room(size):
+            left = deadline - time.monotonic()
+            if left <= 0 or self._closed:
+                self.counters.dropped += 1
+                raise BufferFullError(
+                    f"spool full ({self.spool.nbytes} of {self.spool.cap_bytes} bytes at "
+                    f"{self.spool.root}): record of {record.collection!r} dropped (overflow "
+                    f"policy {s.overflow!r}); storage is slower than collection or unreachable"
+                )
+            self._cond.notify_all()
+            self._cond.wait(min(left, 0.1))
+
+    def _seal(self, key: tuple[str, str]) -> None:
+        assert self.spool is not None
+        self.spool.seal(self._open_paths.pop(key))
 
     def _wait_for_room(self, size: int) -> bool:
         s = self.settings
@@ -186,15 +268,21 @@ class Pipeline:
             return self._settled >= target
 
     def close(self, timeout: float = 30.0) -> bool:
-        """Stop accepting, commit everything, stop the writer. True when nothing was left."""
+        """Stop accepting, commit everything, stop the writer. True when nothing was left.
+
+        With a spool, what storage would not take within the shutdown time stays in the
+        spool and is uploaded by the next process that starts with it."""
         with self._cond:
             self._closed = True
+            # the writer stops retrying a little before close() stops waiting for it
+            self._shutdown_deadline = time.monotonic() + max(0.0, timeout - 0.5)
             self._cond.notify_all()
         self._thread.join(timeout)
         with self._cond:
             left = self._submitted - self._settled
         if left:
-            log.error("modeltap: %d records were not written before shutdown timed out", left)
+            where = f"; they wait in the spool at {self.spool.root}" if self.spool else ""
+            log.error("modeltap: %d records were not written before shutdown%s", left, where)
         for route in {id(r.storage): r.storage for r in self.routes.values()}.values():
             route.close()
         return left == 0 and not self._thread.is_alive()
@@ -206,15 +294,18 @@ class Pipeline:
     def buffered(self) -> int:
         return len(self._queue)
 
+    def spooled_bytes(self) -> int:
+        return self.spool.nbytes if self.spool else 0
+
     # -- writer thread ------------------------------------------------------------------
 
     def _take(self) -> list[tuple[Record, int]] | None:
         s = self.settings
         with self._cond:
-            while not self._queue:
+            while not self._queue or self._stalled():
                 if self._closed:
                     return None
-                if self._pending and self._commit_ready():
+                if self._work_ready():
                     return []
                 self._writer_idle = True
                 self._cond.wait(self._wait_time())
@@ -239,13 +330,30 @@ class Pipeline:
             self._cond.notify_all()  # room for blocked submitters
             return batch
 
+    def _stalled(self) -> bool:
+        """A failed commit waits in memory (no spool room): take no more until it lands, so
+        the buffer fills and the overflow policy applies; memory stays bounded."""
+        return any(p.attempts for p in self._pending.values())
+
+    def _work_ready(self) -> bool:
+        return bool(self._pending and self._commit_ready()) or self._spool_ready()
+
     def _wait_time(self) -> float | None:
-        if not self._pending:
+        dues = []
+        if self._pending:
+            dues.append(self._last_commit + self.settings.flush_interval)
+            if self._flush_requested:
+                dues.append(self._retry_at)
+        if self.spool is not None:
+            if self.spool.sealed:
+                dues.append(self._retry_at)
+            opened = [seg.opened for seg in self.spool.open_segments()]
+            if opened:
+                due = min(opened) + self.settings.flush_interval
+                dues.append(time.monotonic() if self._flush_requested else due)
+        if not dues:
             return None
-        due = self._last_commit + self.settings.flush_interval
-        if self._flush_requested:
-            due = self._retry_at
-        return max(0.01, max(due, self._retry_at) - time.monotonic())
+        return max(0.01, max(min(dues), self._retry_at) - time.monotonic())
 
     def _commit_ready(self) -> bool:
         now = time.monotonic()
@@ -254,11 +362,32 @@ class Pipeline:
         return (
             # a flush commits once what was queued is encoded: one object, not one per batch
             (bool(self._flush_requested) and not self._queue)
+            or self._closed
             or now - self._last_commit >= self.settings.flush_interval
             or any(p.nbytes >= self.settings.object_bytes for p in self._pending.values())
         )
 
+    def _spool_ready(self) -> bool:
+        if self.spool is None or time.monotonic() < self._retry_at:
+            return False
+        if self.spool.sealed:
+            return True
+        return any(self._seal_due(seg) for seg in self.spool.open_segments())
+
+    def _seal_due(self, segment: Segment) -> bool:
+        return (
+            bool(self._flush_requested)
+            or self._closed
+            or time.monotonic() - segment.opened >= self.settings.flush_interval
+        )
+
     def _run(self) -> None:
+        if self.spool is not None:
+            with self._cond:
+                try:
+                    self.spool.adopt()
+                except OSError:
+                    log.exception("modeltap: could not read the spool at %s", self.spool.root)
         while True:
             batch = self._take()
             if batch is None:
@@ -267,12 +396,23 @@ class Pipeline:
                 self._encode([record for record, _ in batch])
             if self._pending and self._commit_ready():
                 self._commit()
-        # Shutdown: commit what is left, retrying for a bounded time.
-        deadline = time.monotonic() + 20
-        while self._pending and time.monotonic() < deadline:
-            self._commit()
+            if self._spool_ready():
+                self._upload_spool()
+        # Shutdown: commit and upload what is left, retrying for a bounded time.
+        while True:
             if self._pending:
-                time.sleep(0.5)
+                self._commit()
+            if self.spool is not None:
+                with self._cond:
+                    for key in list(self._open_paths):
+                        self._seal(key)
+                if self.spool.sealed:
+                    self._upload_spool()
+            if not self._pending and not (self.spool and self.spool.sealed):
+                break
+            if time.monotonic() >= self._shutdown_deadline:
+                break
+            time.sleep(min(0.5, max(0.0, self._retry_at - time.monotonic())))
         if self._pending:
             lost = sum(p.records for p in self._pending.values())
             self._settle_dropped(
@@ -282,6 +422,9 @@ class Pipeline:
                 ),
             )
             self._pending.clear()
+        if self.spool is not None:
+            with self._cond:
+                self.spool.close()
 
     def _encode(self, records: list[Record]) -> None:
         groups: dict[tuple[str, str], list[Record]] = {}
@@ -330,70 +473,170 @@ class Pipeline:
             path = f"{route.prefix}/{part}/{r.id}"
             try:
                 payload = _read_payload(r.data)
-                for attempt in range(3):
-                    try:
-                        route.storage.put(path, payload)
-                        break
-                    except Exception:
-                        self.counters.storage_errors += 1
-                        if attempt == 2:
-                            raise
-                        time.sleep(_RETRY_DELAYS[attempt])
+                self._put_blob(route.storage, path, payload)
             except Exception as exc:
                 log.exception("modeltap: could not store payload %s", path)
                 self._settle_dropped(1, exc)
                 continue
             finally:
                 _discard_payload(r.data)
-            n = len(payload)
-            r.kind, r.data = JSON, orjson.dumps(route.storage.url(path))
-            r.extra = {
-                **(r.extra or {}),
-                "contentrange": f"bytes 0-{max(n - 1, 0)}/{n}",
-                "datainblob": "true",
-            }
-            self.counters.bytes_written += n
+            _refer_to_blob(r, route.storage.url(path), path, len(payload))
+            self.counters.bytes_written += len(payload)
             kept.append(r)
         return kept
 
+    def _put_blob(self, storage: Storage, path: str, payload: bytes) -> None:
+        for attempt in range(3):
+            try:
+                storage.put(path, payload, overwrite=False)
+                return
+            except ObjectExistsError:
+                if attempt:
+                    return  # an earlier attempt landed after all
+                raise
+            except Exception:
+                self.counters.storage_errors += 1
+                if attempt == 2:
+                    if self.spool is not None:
+                        with self._cond:
+                            if self.spool.has_room(len(payload)):
+                                self.spool.add(storage.name, path, payload, 0)
+                                return
+                    raise
+                time.sleep(_RETRY_DELAYS[attempt])
+
     def _commit(self) -> None:
-        instance = self.writer_id.next()
+        instance = None
         for key in list(self._pending):
             collection, part = key
             pending = self._pending[key]
             route = self.routes[collection]
-            path = f"{route.prefix}/{part}/{instance}.jsonl"
+            if not pending.path:
+                instance = instance or self.writer_id.next()
+                pending.path = f"{route.prefix}/{part}/{instance}.jsonl"
             data = b"".join(pending.chunks)
             started = time.monotonic()
+            pending.attempts += 1
             try:
-                route.storage.put(path, data)
+                # Create-only: a retry after an ambiguous failure (a timeout after the
+                # store took the object) finds it there instead of writing it twice.
+                route.storage.put(pending.path, data, overwrite=False)
+            except ObjectExistsError:
+                if pending.attempts == 1:  # a name clash, not a retry: take a new name
+                    pending.path = ""
+                    return
             except Exception as exc:
                 self.counters.storage_errors += 1
                 delay = _RETRY_DELAYS[min(self._failures, len(_RETRY_DELAYS) - 1)]
                 self._failures += 1
                 self._retry_at = time.monotonic() + delay
+                if self._spool_object(route.storage.name, pending, data):
+                    del self._pending[key]
+                    log.warning(
+                        "modeltap: commit of %s failed (%s); spooled, retrying in %.1fs",
+                        pending.path,
+                        exc,
+                        delay,
+                    )
+                    continue
                 log.warning(
-                    "modeltap: commit of %s failed (%s); retrying in %.1fs", path, exc, delay
+                    "modeltap: commit of %s failed (%s); retrying in %.1fs",
+                    pending.path,
+                    exc,
+                    delay,
                 )
                 return
             self._failures = 0
             took = time.monotonic() - started
-            log.debug("committed %s: %d records in %.1f ms", path, pending.records, took * 1000)
-            for listener in self._commit_listeners:
-                try:
-                    listener(took, len(data), pending.records)
-                except Exception:  # a metrics hook must not break the pipeline
-                    log.exception("commit listener failed")
+            log.debug(
+                "committed %s: %d records in %.1f ms", pending.path, pending.records, took * 1000
+            )
             del self._pending[key]
-            c = self.counters
-            c.bytes_written += len(data)
-            c.objects_written += 1
-            c.lines_written += len(pending.chunks)
-            with self._cond:
-                c.written += pending.records
-                self._settled += pending.records
-                self._cond.notify_all()
+            self._count_written(took, len(data), pending.records, len(pending.chunks), own=True)
         self._last_commit = time.monotonic()
+
+    def _spool_object(self, datastore: str, pending: _Pending, data: bytes) -> bool:
+        """Move a failed commit to the spool (memory stays bounded during an outage)."""
+        if self.spool is None:
+            return False
+        with self._cond:
+            if not self.spool.has_room(len(data)):
+                return False
+            try:
+                self.spool.add(datastore, pending.path, data, pending.records)
+            except OSError:
+                log.exception("modeltap: could not spool %s", pending.path)
+                return False
+            self.counters.spooled += pending.records
+            return True
+
+    def _upload_spool(self) -> None:
+        """Seal segments that are due, then upload sealed segments, oldest first."""
+        assert self.spool is not None
+        spool = self.spool
+        with self._cond:
+            for key, path in list(self._open_paths.items()):
+                segment = next(s for s in spool.open_segments() if s.path == path)
+                if self._seal_due(segment):
+                    self._seal(key)
+        while spool.sealed and time.monotonic() >= self._retry_at:
+            with self._cond:
+                segment = spool.sealed.popleft()
+            storage = self._stores.get(segment.datastore)
+            if storage is None:
+                log.error(
+                    "modeltap: spooled %s names datastore %r, which this deployment does not "
+                    "use; left in the spool",
+                    segment.file,
+                    segment.datastore,
+                )
+                continue
+            started = time.monotonic()
+            try:
+                data = spool.read(segment)
+                # Already there: uploaded before a crash or an ambiguous failure; once is enough.
+                with contextlib.suppress(ObjectExistsError):
+                    storage.put(segment.path, data, overwrite=False)
+            except Exception as exc:
+                self.counters.storage_errors += 1
+                delay = _RETRY_DELAYS[min(self._failures, len(_RETRY_DELAYS) - 1)]
+                self._failures += 1
+                self._retry_at = time.monotonic() + delay
+                with self._cond:
+                    spool.sealed.appendleft(segment)
+                log.warning(
+                    "modeltap: upload of %s failed (%s); retrying in %.1fs",
+                    segment.path,
+                    exc,
+                    delay,
+                )
+                return
+            self._failures = 0
+            with self._cond:
+                spool.remove(segment)
+                self._cond.notify_all()  # room in the spool for blocked submitters
+            lines = data.count(b"\n") if segment.path.endswith(".jsonl") else 0
+            self._count_written(
+                time.monotonic() - started, len(data), segment.records, lines, own=segment.own
+            )
+
+    def _count_written(
+        self, took: float, nbytes: int, records: int, lines: int, *, own: bool
+    ) -> None:
+        c = self.counters
+        c.bytes_written += nbytes
+        c.objects_written += 1
+        c.lines_written += lines
+        with self._cond:
+            c.written += records
+            if own:  # records adopted from a dead process were never submitted here
+                self._settled += records
+            self._cond.notify_all()
+        for listener in self._commit_listeners:
+            try:
+                listener(took, nbytes, records)
+            except Exception:  # a metrics hook must not break the pipeline
+                log.exception("commit listener failed")
 
     def _settle_dropped(self, count: int, exc: BaseException) -> None:
         with self._cond:
@@ -401,6 +644,17 @@ class Pipeline:
             self._settled += count
             self._cond.notify_all()
         self._report_drop(count, exc)
+
+
+def _refer_to_blob(record: Record, url: str, path: str, size: int) -> None:
+    """Turn a BLOB record into the line that points at its stored payload."""
+    record.id = path.rsplit("/", 1)[-1]
+    record.kind, record.data = JSON, orjson.dumps(url)
+    record.extra = {
+        **(record.extra or {}),
+        "contentrange": f"bytes 0-{max(size - 1, 0)}/{size}",
+        "datainblob": "true",
+    }
 
 
 def _read_payload(data: Any) -> bytes:

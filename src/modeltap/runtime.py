@@ -49,6 +49,8 @@ _lock = threading.Lock()
 _runtime: Runtime | None = None
 _last: Runtime | None = None  # kept after shutdown() so stats() still answers
 _atexit_registered = False
+# Called with every runtime configure() makes, before it collects (modeltap.metrics).
+on_configure: list[Callable[[Runtime], None]] = []
 
 
 def default_workspace() -> Path:
@@ -81,8 +83,17 @@ class Runtime:
                 )
             )
         self.stores = stores
+        spool_dir = Path(deployment.pipeline.spool_dir or "spool")
+        if not spool_dir.is_absolute():
+            spool_dir = workspace.root / spool_dir
+        if not deployment.pipeline.spool_dir:
+            spool_dir = spool_dir / deployment.endpoint / deployment.deployment
         self.pipeline = Pipeline(
-            routes, deployment.pipeline, deployment.rolling_rate, on_drop=self._dropped
+            routes,
+            deployment.pipeline,
+            deployment.rolling_rate,
+            on_drop=self._dropped,
+            spool_dir=spool_dir,
         )
 
     def _dropped(self, count: int, exc: BaseException) -> None:
@@ -160,6 +171,8 @@ def configure(
             datastores=set(ws.datastores),
         )
     runtime = Runtime(settings, ws)
+    for hook in list(on_configure):
+        hook(runtime)
     with _lock:
         old, _runtime = _runtime, runtime
         if not _atexit_registered:
@@ -213,4 +226,5 @@ def stats() -> dict[str, int]:
         return {}
     counts = runtime.pipeline.counters.snapshot()
     counts["buffered"] = runtime.pipeline.buffered()
+    counts["spool_bytes"] = runtime.pipeline.spooled_bytes()
     return counts

@@ -1,0 +1,80 @@
+"""`kill -9` of `modeltap serve` under load, then a restart: with durability "spool", every
+record of an acknowledged request lands, once (R5.2)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import read_lines
+from tests.serving.server import Served
+from tests.serving.test_serve_cli import collection_dir, make_deployment
+
+pytestmark = pytest.mark.slow
+
+SPOOL = "  modeltap:\n    durability: spool\n    flush_interval: 0.5\n"
+
+
+def landed(workspace: Path) -> Counter[str]:
+    lines = read_lines(collection_dir(workspace, "model_inputs"))
+    return Counter(line["correlationid"] for line in lines)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_kill_9_mid_load_restart_lands_every_acknowledged_record_once(tmp_path, workers):
+    deployment = make_deployment(tmp_path)
+    text = deployment.read_text().replace("  collections:", SPOOL + "  collections:")
+    deployment.write_text(text)
+    workspace = tmp_path / "ws"
+    server = Served(deployment, workspace, tmp_path, ("--workers", str(workers)))
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def load(n: int) -> None:
+        with httpx.Client(base_url=server.base, timeout=5) as client:
+            i = 0
+            while not stop.is_set() and i < 5000:
+                rid = f"req-{n}-{i}"
+                try:
+                    response = client.post(
+                        "/score", json={"data": {"a": [i], "b": [n]}}, headers={"x-request-id": rid}
+                    )
+                except httpx.TransportError:
+                    return  # the server is gone
+                if response.status_code == 200:
+                    acknowledged.append(rid)
+                i += 1
+
+    clients = [threading.Thread(target=load, args=(n,)) for n in range(4)]
+    for c in clients:
+        c.start()
+    time.sleep(2.5)
+    os.killpg(server.proc.pid, signal.SIGKILL)  # serve, its workers and sidecar, at once
+    server.proc.wait(10)
+    stop.set()
+    for c in clients:
+        c.join(10)
+    server.kill()
+    assert len(acknowledged) > 100
+    assert sum(landed(workspace).values()) < len(acknowledged)  # some were only in the spool
+
+    restarted = Served(deployment, workspace, tmp_path, ("--workers", str(workers)))
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            counts = landed(workspace)
+            if set(acknowledged) <= set(counts):
+                break
+            time.sleep(0.2)
+        missing = set(acknowledged) - set(counts)
+        assert not missing, f"{len(missing)} acknowledged missing, e.g. {sorted(missing)[:3]}"
+        assert max(counts.values()) == 1  # none twice
+    finally:
+        restarted.kill()
