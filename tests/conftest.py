@@ -9,6 +9,7 @@ import pytest
 
 import modeltap
 from modeltap import collector, runtime
+from tests.emulators import azurite, moto_s3  # noqa: F401 (session fixtures)
 
 # The source document's example deployment file, verbatim in content (SPEC R2.1).
 SOURCE_DEPLOYMENT = """\

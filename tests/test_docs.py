@@ -28,13 +28,38 @@ def blocks(page: Path, lang: str) -> list[str]:
 
 
 @pytest.mark.parametrize("page", sorted((ROOT / "docs").glob("*.md")), ids=lambda p: p.name)
-def test_python_examples_run(page, tmp_path, monkeypatch):
+def test_python_examples_run(page, tmp_path, monkeypatch, request):
     if page.name == "agent.md":  # a score.py for the source SDK: run by tests/test_agent.py
         return
     monkeypatch.chdir(tmp_path)
+    if page.name == "datastores.md":
+        use_emulators(page, tmp_path, monkeypatch, request)
     namespace: dict[str, object] = {"__name__": "__docs__"}
     for code in blocks(page, "python"):
         exec(compile(code, str(page), "exec"), namespace)
+
+
+def use_emulators(page: Path, tmp_path: Path, monkeypatch, request) -> None:
+    """datastores.md's worked example, against the test suite's Azurite and moto: its
+    workspace file (with moto's port), container, bucket and credentials."""
+    azurite, moto = request.getfixturevalue("azurite"), request.getfixturevalue("moto_s3")
+    for key, value in {**azurite.env, **moto.env}.items():
+        monkeypatch.setenv(key, value)
+    azurite.create_container("collected")
+    moto.create_bucket("collected")
+    [yml] = [b for b in blocks(page, "yaml") if "connection_string_env: AZURE" in b]
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "workspace.yml").write_text(
+        yml.replace("http://127.0.0.1:5000", moto.endpoint)
+    )
+
+
+@pytest.mark.parametrize("page", sorted((ROOT / "docs").glob("*.md")), ids=lambda p: p.name)
+def test_workspace_yaml_examples_load(page, tmp_path):
+    for text in blocks(page, "yaml"):
+        if "datastores:" in text:
+            (tmp_path / "workspace.yml").write_text(text)
+            assert load_workspace(tmp_path).datastores
 
 
 def test_serving_page_yaml_is_accepted(tmp_path):
