@@ -18,11 +18,18 @@ __all__ = ["Process", "free_port"]
 class Process:
     """A `modeltap ...` (or any python -m) process, its stderr in a log file."""
 
-    def __init__(self, args: list[str], log: Path, health_url: str, cwd: Path | None = None):
+    def __init__(
+        self,
+        args: list[str],
+        log: Path,
+        health_url: str,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ):
         self.log_path = log
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, *args], stderr=self._log, stdout=self._log, cwd=cwd
+            [sys.executable, *args], stderr=self._log, stdout=self._log, cwd=cwd, env=env
         )
         deadline = time.monotonic() + 60
         while True:
