@@ -26,11 +26,11 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import common  # noqa: E402
+import common
+from tests.emulators import Azurite, MotoS3, unique_name
 
-import modeltap  # noqa: E402
-from modeltap import collector  # noqa: E402
-from tests.emulators import Azurite, MotoS3, unique_name  # noqa: E402
+import modeltap
+from modeltap import collector
 
 BACKENDS = ("local", "azure_blob", "s3")
 DURABILITY = ("memory", "spool")

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -253,3 +254,36 @@ def test_fuzzed_requests_never_crash_the_agent(
     # nothing is ever written outside the workspace's datastore folder
     for path in agent.workspace.rglob("*"):
         assert path.resolve().is_relative_to(agent.workspace.resolve())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'[{"a":1.5,"b":"x"}]',
+        b" [1] ",
+        b"123456789012345678901234567890",
+        b"1e400",
+        b'"\\ud800"',
+        b'"\xff"',
+        b'"\xed\xa0\x80"',
+        b"\xef\xbb\xbf[1]",
+        b"[1]\n",
+        b'{"a":\n1}',
+        b"[1.]",
+        b"",
+        b"[" * 1025 + b"]" * 1025,
+    ],
+)
+def test_json_validation_agrees_with_orjson(body):
+    # The fast validator (simdjson, when installed) must take exactly what orjson takes.
+    from modeltap.agent import Rejected, _json
+
+    try:
+        expected = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        with pytest.raises(Rejected):
+            _json(body)
+        return
+    line = _json(body)
+    assert b"\n" not in line and b"\r" not in line
+    assert orjson.loads(line) == expected

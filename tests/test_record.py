@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 import orjson
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import modeltap
 from modeltap import BasicCorrelationContext, Collector
@@ -240,3 +242,54 @@ def test_end_to_end_line_from_collector(workspace):
     assert line["agent"] == f"modeltap/{modeltap.__version__}"
     assert TIME_RE.match(line["time"])
     assert line["contentrange"] == content_range(line["data"])
+
+
+_TEXT = st.text(alphabet=st.sampled_from(list('ab"\\/\n\u2028\u2029\x85é\x00')), max_size=6)
+_EXTRA = st.one_of(
+    st.none(),
+    st.dictionaries(
+        st.sampled_from(["path", "method", "contentrange", "datainblob", "headers", "id", "agent"]),
+        st.one_of(
+            _TEXT, st.integers(-(2**63), 2**63 - 1), st.dictionaries(_TEXT, _TEXT, max_size=2)
+        ),
+        max_size=3,
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    cid=_TEXT.filter(bool),
+    xrid=st.one_of(st.none(), _TEXT),
+    cdt=st.one_of(st.none(), _TEXT),
+    text=_TEXT,
+    extra=_EXTRA,
+    data=st.sampled_from([b"null", b"[1,2]", b'{"a":"\xe2\x80\xa8"}', b""]),
+)
+def test_templated_line_is_byte_identical_to_the_dict_line(cid, xrid, cdt, text, extra, data):
+    from modeltap.record import _line, _line_dict
+
+    rec = Record(
+        "c" + text.strip('\n"\\/\u2028\u2029\x85é\x00'),
+        data,
+        kind=JSON,
+        correlation_id=cid,
+        xrequest_id=xrid,
+        time_=T0,
+        collect_data_type=cdt,
+        model_version=text,
+        agent=text,
+        content_type=text,
+        extra=extra,
+        id="id-" + text,
+    )
+    assert _line(rec, data, SOURCE + text) == _line_dict(rec, data, SOURCE + text)
+
+
+def test_new_ids_are_uuid4_strings():
+    from modeltap.record import _new_id
+
+    for _ in range(1000):
+        text = orjson.loads(_new_id())
+        assert uuid.UUID(text).version == 4
+        assert str(uuid.UUID(text)) == text

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from typing import Any
 
@@ -50,6 +51,16 @@ _OWN_HEADERS = {
 }
 # pandas 3 reports its frame type by its public name; the line format uses the full one.
 _DATA_TYPES = {"pandas.DataFrame": "pandas.core.frame.DataFrame"}
+_ACCEPTED = b'{"status":"accepted"}'
+_ACCEPTED_START = {
+    "type": "http.response.start",
+    "status": 200,
+    "headers": [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(_ACCEPTED)).encode()),
+    ],
+}
+_ACCEPTED_BODY = {"type": "http.response.body", "body": _ACCEPTED}
 
 
 class Rejected(Exception):
@@ -65,6 +76,7 @@ class AgentApp:
     def __init__(self, runtime: Runtime, max_body: int = DEFAULT_MAX_BODY):
         self.runtime = runtime
         self.max_body = max_body
+        self._collections: dict[str, str] = {}  # ce-type header -> its enabled collection
         self.metrics = MetricsApp()
         watch(runtime)  # commit latencies, also for a runtime made without configure()
 
@@ -88,7 +100,8 @@ class AgentApp:
             headers = _headers(scope)
             body = await self._body(receive, headers)
             self._accept(headers, body)
-            await _respond(send, 200, b'{"status":"accepted"}')
+            await send(_ACCEPTED_START)  # constant messages: uvicorn only reads them
+            await send(_ACCEPTED_BODY)
         except Rejected as exc:
             await _respond(send, exc.status, orjson.dumps({"error": exc.reason}))
         except Exception as exc:  # never die from a request
@@ -114,39 +127,29 @@ class AgentApp:
                 raise Rejected(
                     413, f"body of {declared} bytes is over the limit of {self.max_body} bytes"
                 )
-        chunks = []
+        chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 raise Rejected(400, "client disconnected before the body was complete")
-            chunk = message.get("body", b"")
+            chunk: bytes = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
                 raise Rejected(413, f"body is over the limit of {self.max_body} bytes")
-            chunks.append(chunk)
             if not message.get("more_body", False):
+                if not chunks:
+                    return chunk  # the usual case: one message, no copy
+                chunks.append(chunk)
                 return b"".join(chunks)
+            chunks.append(chunk)
 
     def _accept(self, headers: dict[str, str], body: bytes) -> None:
         event_type = headers.get("ce-type")
-        if not event_type or not event_type.startswith(_TYPE_PREFIX):
-            raise Rejected(
-                400, f"header ce-type must be '{_TYPE_PREFIX}<collection>', got {event_type!r}"
-            )
-        collection = event_type[len(_TYPE_PREFIX) :]
-        try:
-            validate_name(collection, "ce-type")
-        except Exception as exc:
-            raise Rejected(400, str(exc)) from None
         deployment = self.runtime.deployment
-        if collection not in deployment.collections:
-            raise Rejected(
-                404,
-                f"collection {collection!r} is not enabled in deployment "
-                f"{deployment.endpoint}/{deployment.deployment}; enabled: "
-                f"{', '.join(sorted(deployment.collections)) or 'none'}",
-            )
+        collection = self._collections.get(event_type) if event_type else None
+        if collection is None:
+            collection = self._collection(event_type)
         record_time = _time(headers.get("ce-time"))
         correlation_id = headers.get("ce-x-request-id") or headers.get("trace-id")
         if not correlation_id:
@@ -154,9 +157,7 @@ class AgentApp:
         if len(correlation_id) > 256 or not correlation_id.isprintable():
             raise Rejected(400, "header ce-x-request-id must be printable and at most 256 chars")
         content_type = headers.get("content-type", "application/octet-stream").split(";")[0]
-        extra = {
-            k[3:]: v for k, v in headers.items() if k.startswith("ce-") and k not in _OWN_HEADERS
-        }
+        extra = {k[3:]: v for k, v in headers.items() if k[:3] == "ce-" and k not in _OWN_HEADERS}
         if content_type == "application/json":
             data = _json(body)
         else:
@@ -185,6 +186,28 @@ class AgentApp:
         except CollectionDisabledError as exc:
             raise Rejected(503, str(exc)) from None
 
+    def _collection(self, event_type: str | None) -> str:
+        """The enabled collection a ce-type names (remembered), or Rejected."""
+        if not event_type or not event_type.startswith(_TYPE_PREFIX):
+            raise Rejected(
+                400, f"header ce-type must be '{_TYPE_PREFIX}<collection>', got {event_type!r}"
+            )
+        collection = event_type[len(_TYPE_PREFIX) :]
+        try:
+            validate_name(collection, "ce-type")
+        except Exception as exc:
+            raise Rejected(400, str(exc)) from None
+        deployment = self.runtime.deployment
+        if collection not in deployment.collections:
+            raise Rejected(
+                404,
+                f"collection {collection!r} is not enabled in deployment "
+                f"{deployment.endpoint}/{deployment.deployment}; enabled: "
+                f"{', '.join(sorted(deployment.collections)) or 'none'}",
+            )
+        self._collections[event_type] = collection
+        return collection
+
 
 def _headers(scope: Scope) -> dict[str, str]:
     out = {}
@@ -207,6 +230,21 @@ def _time(value: str | None) -> float:
 
 
 def _json(body: bytes) -> bytes:
+    """The body as one line of JSON, or Rejected (400) when it is not valid JSON."""
+    if _simdjson is not None and not body.startswith(_BOM):
+        # A full validating parse that builds no Python objects: ~4x faster than
+        # orjson.loads on a 1000x20 frame. simdjson is at least as strict as orjson (UTF-8,
+        # numbers out of range) except for a leading BOM, checked above; on a rejection
+        # orjson decides, so a body orjson takes (e.g. an integer over 64 bits) is taken.
+        parser = _parser()
+        try:
+            parser.parse(body)
+        except Exception:  # orjson below gives the verdict and the message
+            pass
+        else:
+            if b"\n" in body or b"\r" in body:
+                return orjson.dumps(orjson.loads(body))
+            return body.strip()
     try:
         parsed: Any = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -215,6 +253,24 @@ def _json(body: bytes) -> bytes:
     if b"\n" in body or b"\r" in body:
         return orjson.dumps(parsed)
     return body.strip()
+
+
+_BOM = b"\xef\xbb\xbf"
+_local = threading.local()
+_simdjson: Any
+try:
+    import simdjson as _simdjson  # pysimdjson; optional so a broken wheel only costs speed
+except ImportError:  # pragma: no cover - depends on the environment
+    _simdjson = None
+
+
+def _parser() -> Any:
+    """One simdjson parser per thread (a parser is not thread-safe; it keeps its buffers)."""
+    parser = getattr(_local, "parser", None)
+    if parser is None:
+        assert _simdjson is not None
+        parser = _local.parser = _simdjson.Parser()
+    return parser
 
 
 def _new_id() -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from random import getrandbits
 from typing import Any
 
 import orjson
@@ -158,7 +159,106 @@ def encode_lines(records: Iterable[Record], source: str, *, merge: bool = True) 
     return lines
 
 
+# The line's envelope, in the order the source writes it. Keys of `extra` that name one of
+# these replace its value in place (a dict update); others follow "contentrange".
+_BASE_KEYS = frozenset(
+    {
+        "specversion",
+        "id",
+        "source",
+        "type",
+        "datacontenttype",
+        "time",
+        "data",
+        "correlationid",
+        "xrequestid",
+        "modelversion",
+        "collectdatatype",
+        "agent",
+        "contentrange",
+    }
+)
+_VERSION_4 = ~((0xC000 << 48) | (0xF000 << 64)) & ((1 << 128) - 1)
+_VARIANT_4 = (0x8000 << 48) | (0x4000 << 64)
+
+
+def _new_id() -> bytes:
+    """A new id as a JSON string: the same random version 4 UUID as `context.new_id`,
+    formatted without the uuid.UUID object (~4x faster; the writer makes one per line)."""
+    h = b"%032x" % (getrandbits(128) & _VERSION_4 | _VARIANT_4)
+    return b'"%s-%s-%s-%s-%s"' % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+
+
+_encoded: dict[str, bytes] = {}  # JSON strings of the few values every line repeats
+
+
+def _enc(value: str) -> bytes:
+    """orjson's encoding of a str, line breaks escaped; cached for repeated values."""
+    out = _encoded.get(value)
+    if out is None:
+        out = no_line_breaks(orjson.dumps(value))
+        if len(_encoded) < 4096 and type(value) is str:
+            _encoded[value] = out
+    return out
+
+
 def _line(r: Record, data: bytes, source: str) -> bytes:
+    """The record's JSON line: the envelope is put together from pre-encoded pieces around
+    the data, which is copied once. The bytes are exactly those of `_line_dict`."""
+    data = no_line_breaks(data)
+    n = len(data)
+    extra = r.extra
+    tail: bytes
+    if extra:
+        if any(k in _BASE_KEYS for k in extra):
+            if (extra.keys() & _BASE_KEYS) - {"contentrange"}:
+                return _line_dict(r, data, source)  # rare: fall back to the dict update
+            rng = no_line_breaks(orjson.dumps(extra["contentrange"]))
+            rest = {k: v for k, v in extra.items() if k != "contentrange"}
+        else:
+            rng, rest = b'"bytes 0-%d/%d"' % (max(n - 1, 0), n), extra
+        tail = b',"contentrange":' + rng
+        if rest:
+            tail += b"," + no_line_breaks(orjson.dumps(rest))[1:-1]
+    else:
+        tail = b',"contentrange":"bytes 0-%d/%d"' % (max(n - 1, 0), n)
+    cid = r.correlation_id
+    enc_cid = no_line_breaks(orjson.dumps(cid))
+    head = b"".join(
+        (
+            b'{"specversion":"1.0","id":',
+            no_line_breaks(orjson.dumps(r.id)) if r.id is not None else _new_id(),
+            b',"source":',
+            _enc(source),
+            b',"type":',
+            _enc("azureml.inference." + r.collection),
+            b',"datacontenttype":',
+            _enc(r.content_type),
+            b',"time":"',
+            format_time(r.time).encode(),
+            b'","data":',
+        )
+    )
+    mid = b"".join(
+        (
+            b',"correlationid":',
+            enc_cid,
+            b',"xrequestid":',
+            enc_cid if r.xrequest_id == cid else no_line_breaks(orjson.dumps(r.xrequest_id)),
+            b',"modelversion":',
+            _enc(r.model_version),
+            b""
+            if r.collect_data_type is None
+            else b',"collectdatatype":' + _enc(r.collect_data_type),
+            b',"agent":',
+            _enc(r.agent),
+        )
+    )
+    return b"".join((head, data, mid, tail, b"}\n"))
+
+
+def _line_dict(r: Record, data: bytes, source: str) -> bytes:
+    """The line built as an orjson dict: the reference `_line` must match byte for byte."""
     data = no_line_breaks(data)
     n = len(data)
     obj: dict[str, Any] = {

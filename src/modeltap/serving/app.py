@@ -26,7 +26,7 @@ import modeltap
 from modeltap import runtime
 from modeltap.context import current_request_id, new_id
 from modeltap.metrics import METRICS_PATH, MetricsApp
-from modeltap.serving.payload import PayloadLogger
+from modeltap.serving.payload import SCOPE_REQUEST_ID, PayloadLogger
 from modeltap.serving.scoring import ScoreScript
 from modeltap.tabular import dumps
 
@@ -41,6 +41,9 @@ ENV_THREADS = "MODELTAP_RUN_IN_THREADS"
 
 
 def _request_id(request: Request) -> str:
+    chosen = request.scope.get(SCOPE_REQUEST_ID)
+    if chosen is not None:  # payload logging already chose it (and checked it)
+        return str(chosen)
     given = request.headers.get(REQUEST_ID_HEADER, "").strip()
     # Ids become JSON values and headers: keep them printable and bounded.
     if given and len(given) <= 200 and given.isprintable():

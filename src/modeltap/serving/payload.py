@@ -32,12 +32,13 @@ from modeltap.context import new_id
 from modeltap.errors import CollectionDisabledError, ModeltapError
 from modeltap.record import BLOB, JSON, Record
 
-__all__ = ["DEFAULT_BLOB_THRESHOLD", "PayloadLogger"]
+__all__ = ["DEFAULT_BLOB_THRESHOLD", "SCOPE_REQUEST_ID", "PayloadLogger"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BLOB_THRESHOLD = 4 * 1024 * 1024
 REQUEST_ID = b"x-request-id"
+SCOPE_REQUEST_ID = "modeltap.request_id"  # scope key: the id this middleware chose
 
 
 class _Body:
@@ -107,6 +108,7 @@ class PayloadLogger:
             await self.app(scope, receive, send)
             return
         request_id = _request_id(scope)
+        scope[SCOPE_REQUEST_ID] = request_id  # the app reads it instead of parsing headers
         started = time.monotonic()
         threshold = self.blob_threshold or rt.deployment.pipeline.blob_threshold
         request_body = _Body(threshold)
@@ -121,9 +123,12 @@ class PayloadLogger:
 
         async def send_copy(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != REQUEST_ID]
-                headers.append((REQUEST_ID, request_id.encode()))
-                message = {**message, "headers": headers}
+                headers = message.get("headers", [])
+                echoed = _header(headers, REQUEST_ID)
+                if echoed != request_id:  # the app set none or another: set ours
+                    headers = [(k, v) for k, v in headers if k.lower() != REQUEST_ID]
+                    headers.append((REQUEST_ID, request_id.encode()))
+                    message = {**message, "headers": headers}
                 response["status"] = message["status"]
                 response["content_type"] = _header(headers, b"content-type")
             elif message["type"] == "http.response.body":

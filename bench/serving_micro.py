@@ -1,0 +1,161 @@
+"""In-process micro benchmark: CPU per request of the agent app and of payload logging.
+
+No sockets and no HTTP server: the ASGI apps are called directly on one event loop, so
+the figures are only modeltap's own work (app code + middleware + the writer thread,
+which shares the GIL). Process CPU time (all threads) per request, best of --reps.
+
+    PYTHONPATH=src .venv/bin/python bench/serving_micro.py [--n 20000] [--reps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ANCHOR = Path(__file__).resolve().parents[2] / "shared" / "bench-anchor"
+
+
+def _frame_body(shape: str) -> bytes:
+    sys.path.insert(0, str(ANCHOR))
+    from frames import make_frame  # type: ignore[import-not-found]
+
+    body: bytes = make_frame(shape).to_json(orient="records").encode()
+    return body
+
+
+async def _drive(app: Any, scope: dict[str, Any], body: bytes, n: int) -> None:
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    for _ in range(n):
+        done = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal done
+            if done:
+                return {"type": "http.disconnect"}
+            done = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await app(dict(scope, headers=list(scope["headers"])), receive, send)
+        sent.clear()
+
+
+def _measure(app: Any, scope: dict[str, Any], body: bytes, n: int, flush: Any) -> float:
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(_drive(app, scope, body, min(n, 500)))  # warm-up
+        flush()
+        t0 = time.process_time()
+        loop.run_until_complete(_drive(app, scope, body, n))
+        flush()
+        return (time.process_time() - t0) / n * 1e6
+    finally:
+        loop.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--n", type=int, default=20000)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--only", default="agent,serve")
+    a = ap.parse_args()
+    import modeltap
+    from modeltap import runtime
+
+    tmp = Path(tempfile.mkdtemp(prefix="mt-micro-"))
+    only = a.only.split(",")
+    if "agent" in only:
+        from modeltap.agent import AgentApp
+
+        rt = runtime.configure(
+            workspace=tmp / "ws-agent",
+            endpoint="ep",
+            deployment="blue",
+            collections=["model_inputs"],
+            flush_interval=60,
+        )
+        app = AgentApp(rt)
+        for shape, n in (("1x10", a.n), ("1000x20", max(50, a.n // 100))):
+            body = _frame_body(shape)
+            headers = [
+                (b"host", b"127.0.0.1:50011"),
+                (b"accept", b"*/*"),
+                (b"content-type", b"application/json"),
+                (b"trace-id", b"0b9c6e4e-6a4b-4c55-9d4b-2d0d2f6c1a11"),
+                (b"ce-time", str(int(time.time())).encode()),
+                (b"ce-type", b"azureml.inference.model_inputs"),
+                (b"ce-collect-data-type", b"pandas.core.frame.DataFrame"),
+                (b"ce-x-request-id", b"7d1f0a52-1f7e-4d0e-a1f2-3c0a7b6e9d21"),
+                (b"ce-agent", b"azureml-ai-monitoring/1.0.0"),
+                (b"ce-model-version", b"default"),
+                (b"content-length", str(len(body)).encode()),
+            ]
+            scope = {
+                "type": "http",
+                "method": "POST",
+                "path": "/modeldata/log",
+                "headers": headers,
+                "query_string": b"",
+            }
+            runs = [_measure(app, scope, body, n, rt.pipeline.flush) for _ in range(a.reps)]
+            print(
+                f"agent {shape}: {min(runs):8.1f} us CPU/request (runs {[round(r, 1) for r in runs]})"  # noqa: E501
+            )
+        modeltap.shutdown()
+    if "serve" in only:
+        from modeltap.serving.app import create_app
+        from modeltap.serving.scoring import ScoreScript
+
+        script = tmp / "score.py"
+        script.write_text("def init():\n    pass\n\n\ndef run(data):\n    return {'ok': True}\n")
+        body = (ANCHOR / "serving" / "body.json").read_bytes()
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/score",
+            "query_string": b"",
+            "headers": [
+                (b"host", b"127.0.0.1:18001"),
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+        results = {}
+        for cfg, cols in (("off", []), ("log", ["request", "response"])):
+            if cols:
+                rt = runtime.configure(
+                    workspace=tmp / f"ws-{cfg}",
+                    endpoint="ep",
+                    deployment="blue",
+                    collections=cols,
+                    flush_interval=60,
+                )
+                flush = rt.pipeline.flush
+            else:
+                runtime._runtime = None
+                os.environ.pop(runtime.ENV_DEPLOYMENT, None)
+                flush = lambda: None  # noqa: E731
+            ss = ScoreScript(str(script), None)
+            ss.load()
+            app = create_app(ss, configure=False)
+            results[cfg] = [_measure(app, scope, body, a.n, flush) for _ in range(a.reps)]
+            print(
+                f"serve trivial logging {cfg}: {min(results[cfg]):8.1f} us CPU/request "
+                f"(runs {[round(r, 1) for r in results[cfg]]})"
+            )
+            if cols:
+                modeltap.shutdown()
+        print(f"serve logging cost: {min(results['log']) - min(results['off']):.1f} us/request")
+
+
+if __name__ == "__main__":
+    main()
