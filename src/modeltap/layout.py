@@ -7,6 +7,7 @@ The partition comes from the record's UTC time and the rolling rate.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import uuid
@@ -57,7 +58,13 @@ _FORMATS = {
 
 def partition(rate: RollingRate, epoch_seconds: float) -> str:
     """The partition folder of a record made at this time (UTC)."""
-    return datetime.fromtimestamp(epoch_seconds, UTC).strftime(_FORMATS[rate])
+    return _partition(rate, int(epoch_seconds // 1))
+
+
+@functools.lru_cache(maxsize=256)
+def _partition(rate: RollingRate, second: int) -> str:
+    # Cached per second: the writer asks for every record, and strftime is not free.
+    return datetime.fromtimestamp(second, UTC).strftime(_FORMATS[rate])
 
 
 # Names become path segments: letters, digits, and - _ . only, not starting with a dot.
