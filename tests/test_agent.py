@@ -34,7 +34,7 @@ data_collector:
 
 
 class Agent:
-    def __init__(self, tmp: Path, max_body: int = 1_000_000):
+    def __init__(self, tmp: Path, max_body: int = 1_000_000, workers: int = 1):
         self.workspace = tmp / "ws"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/modeldata/log"
@@ -54,6 +54,8 @@ class Agent:
                 str(self.port),
                 "--max-body",
                 str(max_body),
+                "--workers",
+                str(workers),
             ],
             stderr=self.log,
         )
@@ -164,6 +166,35 @@ def post(agent: Agent, body: bytes, **headers: str) -> httpx.Response:
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_two_worker_processes_land_every_accepted_post_once(tmp_path):
+    running = Agent(tmp_path, workers=2)
+    try:
+        headers = {
+            "content-type": "application/json",
+            "ce-type": "azureml.inference.model_inputs",
+        }
+        pids = set()
+        with httpx.Client(timeout=10) as client:
+            for i in range(300):
+                # a new connection per post, so both workers take some
+                response = client.post(
+                    running.url,
+                    content=f'[{{"i":{i}}}]',
+                    headers={**headers, "ce-x-request-id": f"r{i}", "connection": "close"},
+                )
+                assert response.status_code == 200, response.text
+        assert running.stop() == 0
+        lines = running.lines("model_inputs")
+        assert sorted(row["i"] for line in lines for row in line["data"]) == list(range(300))
+        for f in store_root(running.workspace).rglob("*.jsonl"):
+            pids.add(f.name.split("-")[1])  # {writer}-{pid}-{seq}.jsonl
+        assert len(pids) == 2
+    finally:
+        if running.proc.poll() is None:
+            running.stop()
+
+
 def test_headers_become_fields(agent):
     r = post(agent, b'[{"a":1}]', ce_time="1700000000", ce_model_version="7", ce_tenant="t1")
     assert r.status_code == 200

@@ -207,6 +207,13 @@ def serve(
     type=click.IntRange(1),
     help="Largest request body accepted, in bytes; larger ones get 413.",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Receiving processes on the one port; each has its own writer, spool and instance ids.",
+)
 @_friendly_errors
 def agent(
     deployment_file: Path,
@@ -215,6 +222,7 @@ def agent(
     workspace: Path | None,
     log_level: str,
     max_body: int,
+    workers: int,
 ) -> None:
     """Receive what the azureml-ai-monitoring SDK sends, and store it.
 
@@ -229,11 +237,18 @@ def agent(
     os.environ[ENV_MAX_BODY] = str(max_body)
     click.echo(
         f"modeltap: agent for {settings.endpoint}/{settings.deployment} on "
-        f"http://{host}:{port}/modeldata/log; collections: "
+        f"http://{host}:{port}/modeldata/log with {workers} worker(s); collections: "
         f"{', '.join(sorted(settings.collections)) or 'none'}",
         err=True,
     )
-    _run_server("modeltap.agent:create_agent_app", host, port, log_level, access_log=False)
+    _run_server(
+        "modeltap.agent:create_agent_app",
+        host,
+        port,
+        log_level,
+        access_log=False,
+        workers=workers,
+    )
 
 
 @main.command()
