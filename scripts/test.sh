@@ -8,9 +8,13 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-# Azurite (the Azure Blob emulator the storage tests start); 3.35 is the last for Node < 22.
-if [ ! -f .emulators/node_modules/azurite/dist/src/blob/main.js ]; then
-  npm install --prefix .emulators --silent --no-audit --no-fund --no-save azurite@3.35.0
+# Azurite (the Azure Blob emulator the storage tests start), from the committed lock file
+# in tests/azurite/; 3.35 is the last release for Node < 22.
+if ! cmp -s tests/azurite/package-lock.json .emulators/package-lock.json \
+    || [ ! -f .emulators/node_modules/azurite/dist/src/blob/main.js ]; then
+  mkdir -p .emulators
+  cp tests/azurite/package.json tests/azurite/package-lock.json .emulators/
+  npm ci --prefix .emulators --silent --no-audit --no-fund
 fi
 echo "== ruff"
 .venv/bin/ruff check src tests examples bench

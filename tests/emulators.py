@@ -82,8 +82,8 @@ class Azurite:
         if not AZURITE_MAIN.is_file():
             raise AssertionError(
                 f"Azurite is not installed ({AZURITE_MAIN} is missing). Install it with\n"
-                f"  npm install --prefix .emulators azurite@{AZURITE_VERSION}\n"
-                "(bash scripts/test.sh does this)"
+                "  bash scripts/test.sh   (npm ci of tests/azurite/package-lock.json into\n"
+                f"  .emulators/; Azurite {AZURITE_VERSION})"
             )
         self.port = port or free_port()
         self.location = location
