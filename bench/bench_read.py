@@ -12,9 +12,11 @@ many files, some merged lines):
   pyarrow      pyarrow.json.read_json per file + list_flatten / list_parent_indices -> pandas
   load_pandas  modeltap.read.load(asset, workspace=W)                     (engine="pandas")
   load_arrow   modeltap.read.load(asset, workspace=W, engine="arrow") (+ .to_pandas() for "total")
+  load_exact   modeltap.read.load(asset, workspace=W, exact=True): pyarrow's line reader, what
+               load() does without duckdb installed
   load_folder  modeltap.read.load(<collection folder>)                    (not run by default)
   load_1h      modeltap.read.load(asset, start, end) for 1 hour of the 48; counts the files that
-               Storage.list() yielded and Storage.get() read (LocalStorage patched in the child)
+               Storage.list() yielded and that were read (Storage.get(), or handed to DuckDB)
 
 Every method yields one row per data row with the data columns plus correlationid, time and the
 line id (record_id), so the floor does the same work as load(). Each measurement is a fresh
@@ -64,7 +66,7 @@ SRC = REPO / "src"
 OTHERS = "bench_serving|bench_agent|bench_collect"
 PATTERN = "*/*/*/*/*.jsonl"  # yyyy/MM/dd/HH/{instance}.jsonl under the collection folder
 HOUR = "2026-11-24T13"  # the 1-hour read: hour 37 of 48
-METHODS = ["naive", "duckdb", "pyarrow", "load_pandas", "load_arrow", "load_1h"]
+METHODS = ["naive", "duckdb", "pyarrow", "load_pandas", "load_arrow", "load_exact", "load_1h"]
 ALL_METHODS = [*METHODS, "load_folder", "duckdb_raw"]
 LABEL = {
     "naive": "naive pandas (read_json + explode + json_normalize)",
@@ -73,6 +75,7 @@ LABEL = {
     "pyarrow": "pyarrow read_json per file",
     "load_pandas": "**modeltap load(asset)**, pandas",
     "load_arrow": "modeltap load(asset), engine=arrow",
+    "load_exact": "modeltap load(asset, exact=True), pandas (pyarrow reader)",
     "load_folder": "modeltap load(folder), pandas",
     "load_1h": "modeltap load(asset, 1 h of 48), pandas",
 }
@@ -152,6 +155,12 @@ def m_load_arrow(man):
     return read.load(man["asset"], workspace=man["workspace"], engine="arrow", progress=False)
 
 
+def m_load_exact(man):
+    from modeltap import read
+
+    return read.load(man["asset"], workspace=man["workspace"], exact=True, progress=False)
+
+
 def m_load_folder(man):
     from modeltap import read
 
@@ -177,6 +186,7 @@ CHILD = {
     "pyarrow": m_pyarrow,
     "load_pandas": m_load_pandas,
     "load_arrow": m_load_arrow,
+    "load_exact": m_load_exact,
     "load_folder": m_load_folder,
     "load_1h": m_load_1h,
 }
@@ -189,11 +199,13 @@ def rss_mb() -> float:
 
 
 def install_counters():
-    """Count what load() asks of the storage: list() prefixes and items, get() paths."""
+    """Count what load() asks of the storage: list() prefixes and items, get() paths, and the
+    files handed to DuckDB (which reads local files itself, without get())."""
+    from modeltap.read import _duck
     from modeltap.storage.local import LocalStorage
 
-    seen = {"list_calls": [], "listed": [], "got": []}
-    orig_get, orig_list = LocalStorage.get, LocalStorage.list
+    seen = {"list_calls": [], "listed": [], "got": [], "duckdb_files": []}
+    orig_get, orig_list, orig_duck = LocalStorage.get, LocalStorage.list, _duck.read
 
     def get(self, path):
         seen["got"].append(path)
@@ -205,7 +217,11 @@ def install_counters():
             seen["listed"].append(info.path)
             yield info
 
-    LocalStorage.get, LocalStorage.list = get, list_
+    def duck_read(paths, infos, *args, **kwargs):
+        seen["duckdb_files"].extend(info.path for info in infos)
+        return orig_duck(paths, infos, *args, **kwargs)
+
+    LocalStorage.get, LocalStorage.list, _duck.read = get, list_, duck_read
     return seen
 
 
@@ -213,7 +229,7 @@ def install_phase_timers():
     """Wall time of each step of load() (diagnostics for --profile; not used for the tables)."""
     import pyarrow as pa
 
-    from modeltap.read import _load
+    from modeltap.read import _duck, _load
 
     phases = defaultdict(float)
 
@@ -230,8 +246,19 @@ def install_phase_timers():
 
         return wrapper
 
-    for name in ("resolve", "_objects", "_parse_all", "_report", "_select", "finish_table"):
+    for name in (
+        "resolve",
+        "_objects",
+        "_read_duckdb",
+        "_parse_all",
+        "_report",
+        "_duckdb_frame",
+        "_select",
+        "finish_table",
+    ):
         setattr(_load, name, timed(name, getattr(_load, name)))
+    for name in ("_sample", "_read_all", "_finish"):  # inside _read_duckdb
+        setattr(_duck, name, timed(f"duckdb.{name}", getattr(_duck, name)))
     return phases
 
 
@@ -243,10 +270,14 @@ def child_main(a) -> int:
     import pyarrow as pa
 
     res["versions"] = {"pandas": pd.__version__, "pyarrow": pa.__version__}
-    if a.method.startswith("duckdb"):
-        import duckdb
-
-        res["versions"]["duckdb"] = duckdb.__version__
+    if a.method.startswith(("duckdb", "load")):
+        try:
+            import duckdb
+        except ImportError:
+            if a.method.startswith("duckdb"):
+                raise
+        else:
+            res["versions"]["duckdb"] = duckdb.__version__
     counters = phases = None
     if a.method.startswith("load"):
         import modeltap
@@ -282,12 +313,13 @@ def child_main(a) -> int:
         ws_root = Path(man["workspace"], "datastores", "workspaceblobstore")
         prefix = Path(coll).relative_to(ws_root).as_posix()
         hour_dir = f"{prefix}/{a.hour.replace('-', '/').replace('T', '/')}/"
+        read_paths = counters["got"] + counters["duckdb_files"]
         res["list_calls"] = counters["list_calls"]
         res["files_listed"] = len(counters["listed"])
-        res["files_read"] = len(counters["got"])
-        res["files_read_outside_hour"] = sum(
-            1 for p in counters["got"] if not p.startswith(hour_dir)
-        )
+        res["files_read"] = len(set(read_paths))
+        res["files_read_get"] = len(counters["got"])
+        res["files_read_duckdb"] = len(counters["duckdb_files"])
+        res["files_read_outside_hour"] = sum(1 for p in read_paths if not p.startswith(hour_dir))
         res["files_listed_outside_hour"] = sum(
             1 for p in counters["listed"] if not p.startswith(hour_dir)
         )
@@ -578,7 +610,8 @@ def report(rows, datasets, meta) -> str:
                 ratio(t, full, "{:.3f}") if full else "-",
                 hour["files"],
                 agg([x["files_listed"] for x in v], "{:.0f}"),
-                agg([x["files_read"] for x in v], "{:.0f}"),
+                f"{agg([x['files_read'] for x in v], '{:.0f}')} "
+                f"({r.get('files_read_get', '-')} / {r.get('files_read_duckdb', '-')})",
                 max(x["files_read_outside_hour"] for x in v),
                 max(x["files_listed_outside_hour"] for x in v),
                 len(r["list_calls"]),
@@ -594,7 +627,7 @@ def report(rows, datasets, meta) -> str:
                 "vs full load",
                 "files in that hour",
                 "files listed",
-                "files read (get)",
+                "files read (get / DuckDB)",
                 "read outside the hour",
                 "listed outside the hour",
                 "list() calls",
@@ -628,6 +661,15 @@ def report(rows, datasets, meta) -> str:
         speed = naive_t / load_t if naive_t and load_t else None
         vs_floor = load_t / best_floor if load_t and best_floor else None
         mem = load_rss / naive_rss if load_rss and naive_rss else None
+        naive_base, load_base = (
+            m_("naive", "rss_after_imports_mb"),
+            m_("load_pandas", "rss_after_imports_mb"),
+        )
+        growth = (
+            (load_rss - load_base) / (naive_rss - naive_base)
+            if load_rss and naive_rss and naive_base and load_base and naive_rss > naive_base
+            else None
+        )
         v1h = g.get((ds, "load_1h"), [])
         man = datasets[ds]
         hour = man["hours"][HOUR.replace("-", "/").replace("T", "/")]
@@ -650,6 +692,7 @@ def report(rows, datasets, meta) -> str:
                 ratio(arrow_t, floor_native),
                 f"{mem:.2f}x" if mem else "-",
                 yn(mem <= 0.2 if mem else None),
+                f"{growth:.2f}x" if growth else "-",
                 yn(only_hour),
             ]
         )
@@ -664,6 +707,7 @@ def report(rows, datasets, meta) -> str:
                 "load arrow / fastest floor (native)",
                 "load peak RSS / naive",
                 "≤ 0.2x",
+                "(growth above imports: load / naive)",
                 "1 h read touches only that hour's files",
             ],
             lines,

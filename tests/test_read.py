@@ -19,6 +19,8 @@ import pyarrow as pa
 import pytest
 
 import modeltap
+import modeltap.read._duck as read_duck
+import modeltap.read._load as read_load
 import modeltap.read._source as read_source
 from modeltap import BasicCorrelationContext, Collector, read, runtime
 from modeltap.errors import ConfigError, ModeltapError
@@ -100,6 +102,18 @@ class MemoryStorage(Storage):
             if not prefix or path.startswith(prefix.rstrip("/") + "/"):
                 self.yielded += 1
                 yield ObjectInfo(path, len(data))
+
+
+@pytest.fixture(autouse=True, params=["duckdb", "pyarrow"])
+def reader(request, monkeypatch) -> str:
+    """Every test runs with both readers: DuckDB (made to read even the smallest
+    collections) and pyarrow's line reader (what runs without duckdb, or exact=True)."""
+    if request.param == "duckdb":
+        pytest.importorskip("duckdb")
+        monkeypatch.setattr(read_load, "DUCKDB_FROM_BYTES", 0)
+    else:
+        monkeypatch.setattr(read_duck, "module", lambda: None)
+    return str(request.param)
 
 
 @pytest.fixture

@@ -7,8 +7,10 @@
     table = read.join(inputs, outputs, ground_truth=labels)
 
 `load` resolves an asset (or a datastore URI, or a local folder) through the
-workspace, lists only the partition folders that the time range touches, parses each
-object with pyarrow and expands the `data` lists into rows. See docs/reading.md.
+workspace, lists only the partition folders that the time range touches, and reads
+those objects with DuckDB when it is installed (one parallel query, _duck.py) or with
+pyarrow's JSON reader (_parse.py), expanding the `data` lists into rows. See
+docs/reading.md.
 """
 
 # _parse first: without pyarrow, its ImportError says how to install it.

@@ -5,16 +5,20 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal, overload
 
 import pandas as pd
 
 from modeltap import runtime
 from modeltap.errors import ModeltapError
+from modeltap.read import _duck
+from modeltap.read._gather import Gathered
 from modeltap.read._parse import ENVELOPE, ENVELOPE_FIELDS, Parser, Part
 from modeltap.read._payload import finish_frame, payload_frame
 from modeltap.read._range import TimeLike, detect_depth, in_range, plan_prefixes, to_utc
@@ -29,7 +33,8 @@ from modeltap.read._tables import (
     to_pandas,
     with_columns,
 )
-from modeltap.storage.base import ObjectInfo
+from modeltap.storage.base import ObjectInfo, Storage
+from modeltap.storage.local import LocalStorage
 
 __all__ = ["SKIPPED", "load"]
 
@@ -37,6 +42,8 @@ log = logging.getLogger(__name__)
 
 ENGINES = ("pandas", "arrow", "duckdb")
 PROGRESS_FILES = 20  # the automatic progress bar shows from this many files
+# Below this many bytes in all, pyarrow reads faster than DuckDB starts (and reads exactly).
+DUCKDB_FROM_BYTES = 8 << 20
 _THREADS = min(8, (os.cpu_count() or 1) * 2)
 # Envelope fields that `columns=` may ask for beside the user's columns.
 _EXTRA = ENVELOPE_FIELDS - {"id", "time", "correlationid"}
@@ -53,6 +60,7 @@ def load(
     columns: Sequence[str] | None = ...,
     resolve_blobs: bool = ...,
     progress: bool | None = ...,
+    exact: bool = ...,
 ) -> pd.DataFrame: ...
 
 
@@ -67,6 +75,7 @@ def load(
     columns: Sequence[str] | None = ...,
     resolve_blobs: bool = ...,
     progress: bool | None = ...,
+    exact: bool = ...,
 ) -> Any: ...
 
 
@@ -80,6 +89,7 @@ def load(
     columns: Sequence[str] | None = None,
     resolve_blobs: bool = False,
     progress: bool | None = None,
+    exact: bool = False,
 ) -> Any:
     """Read a collection back: one row per data row, with `correlationid`, `time` (UTC)
     and `record_id` (the id of the line the row came from).
@@ -91,6 +101,10 @@ def load(
     pyarrow.Table) or "duckdb" (a DuckDB relation). columns: the data columns to keep
     (envelope fields such as "modelversion" may be named too). resolve_blobs: fetch
     payloads stored as their own objects and put their bytes in `data`.
+
+    With duckdb installed, DuckDB reads row collections, its columns taken from the first
+    and last lines of every file; exact=True reads every line with pyarrow instead, which
+    also finds a column that only rows in the middle of files have (slower).
 
     Files that cannot be read, and lines that are not JSON, are skipped, logged at
     WARNING and counted in `df.attrs["modeltap_skipped"]`.
@@ -110,9 +124,27 @@ def load(
         infos = _objects(src, t0, t1)
         extra = tuple(c for c in wanted or () if c in _EXTRA)
         parser = Parser(t0, t1, extra, threads=len(infos) < _THREADS)
-        parts = _parse_all(src, infos, parser, progress)
+        duck: _duck.DuckRead | None = None
+        if exact or not _use_duckdb(infos):
+            parts = _parse_all(src.storage, infos, parser, progress, src.label)
+        else:
+            try:
+                duck, parts = _read_duckdb(src, infos, parser, wanted, progress)
+            except Exception as exc:  # e.g. no room for the temporary copy: never fatal
+                log.warning("modeltap: reading %s line by line: %s", src.label, exc)
+                log.debug("DuckDB read of %s failed", src.label, exc_info=True)
+                parts = _parse_all(src.storage, infos, parser, progress, src.label)
         skipped = _report(src, parts)
-        rows = [p.rows for p in parts if p.rows is not None]
+        sampled = duck.sampled if duck is not None else []
+        frame = _duckdb_frame(duck, engine, parts)
+        if frame is not None:
+            frame = _select_frame(frame, wanted, src, sampled)
+            if frame.empty:
+                _no_rows(src, t0, t1, infos)
+            frame.attrs[SKIPPED] = skipped
+            return frame
+        rows = _rows(duck, parts)
+        del duck
         payload = [(p.path, line) for p in parts for line in p.payload]
         if payload:
             frame = payload_frame(src, payload, resolve_blobs, skipped)
@@ -121,13 +153,110 @@ def load(
                 frame = frame.sort_values("time", kind="stable", ignore_index=True)
             frame = _select_frame(frame, wanted, src)
             return finish_frame(frame, engine, skipped, resolve_blobs)
-        table = _select(rows, wanted, src)
+        table = _select(rows, wanted, src, sampled)
+        del rows, parts
     finally:
         src.storage.close()
     if table.num_rows == 0:
-        where = f" between {t0 or 'the start'} and {t1 or 'now'}" if t0 or t1 else ""
-        log.info("modeltap: no rows in %s%s (%d files read)", src.label, where, len(infos))
+        _no_rows(src, t0, t1, infos)
     return finish_table(table, engine, skipped)
+
+
+def _no_rows(src: Source, t0: datetime | None, t1: datetime | None, infos: list[Any]) -> None:
+    where = f" between {t0 or 'the start'} and {t1 or 'now'}" if t0 or t1 else ""
+    log.info("modeltap: no rows in %s%s (%d files read)", src.label, where, len(infos))
+
+
+def _rows(duck: _duck.DuckRead | None, parts: list[Part]) -> list[Any]:
+    """Tables of rows in the order of the objects: DuckDB's, and those read line by line."""
+    if duck is None:
+        return [p.rows for p in parts if p.rows is not None]
+    by_path = {p.path: p.rows for p in parts}
+    rows = [by_path[p.path] if isinstance(p, ObjectInfo) else p.table() for p in duck.pieces]
+    return [r for r in rows if r is not None]
+
+
+def _duckdb_frame(duck: _duck.DuckRead | None, engine: Engine, parts: list[Part]) -> Any:
+    """DuckDB's rows straight to pandas, when they are all there is (no object was read
+    line by line): the numbers gathered in numpy become the frame's columns, no copy."""
+    if engine != "pandas" or duck is None or len(duck.pieces) != 1:
+        return None
+    if any(p.rows is not None or p.payload for p in parts):
+        return None
+    [piece] = duck.pieces
+    return piece.frame() if isinstance(piece, Gathered) else None
+
+
+# -- DuckDB -------------------------------------------------------------------------------
+
+
+def _use_duckdb(infos: list[ObjectInfo]) -> bool:
+    if not infos or sum(info.size for info in infos) < DUCKDB_FROM_BYTES:
+        return False
+    return _duck.module() is not None
+
+
+def _read_duckdb(
+    src: Source,
+    infos: list[ObjectInfo],
+    parser: Parser,
+    wanted: list[str] | None,
+    progress: bool | None,
+) -> tuple[_duck.DuckRead | None, list[Part]]:
+    """DuckDB reads the objects from local disk; what it leaves (objects it stopped on, or
+    all of them when the collection is not one for it) is read line by line."""
+    with _on_local_disk(src, infos, progress) as (storage, paths, found, failed):
+        auto = None if len(found) >= PROGRESS_FILES else False  # a bar in percent
+        with _progress(100, progress if progress is not None else auto, src.label) as advance:
+            done = 0
+
+            def tick(pct: float) -> None:
+                nonlocal done
+                if pct > done:
+                    advance(int(pct) - done)
+                    done = int(pct)
+
+            duck = _duck.read(paths, found, parser.start, parser.end, parser.extra, wanted, tick)
+        rest = found if duck is None else duck.exact
+        parts = _parse_all(storage, rest, parser, progress if duck is None else False, src.label)
+    return duck, failed + parts
+
+
+@contextmanager
+def _on_local_disk(
+    src: Source, infos: list[ObjectInfo], progress: bool | None
+) -> Iterator[tuple[Storage, list[str], list[ObjectInfo], list[Part]]]:
+    """(a storage on local disk holding the objects, their file paths, the objects found,
+    Parts for those that could not be fetched): the source itself when it is a folder,
+    else a temporary copy made with Storage.get()."""
+    paths = _duck.local_files(src.storage, infos)
+    if paths is not None:
+        yield src.storage, paths, infos, []
+        return
+    with tempfile.TemporaryDirectory(prefix="modeltap-read-") as tmp:
+        copy = LocalStorage(tmp, name=src.storage.name)
+
+        def fetch(info: ObjectInfo) -> Part | None:
+            try:
+                data = src.storage.get(info.path)
+            except ModeltapError as exc:
+                return Part(info.path, error=f"could not be read: {exc}")
+            target = Path(copy.url(info.path))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            return None
+
+        with (
+            _progress(len(infos), progress, src.label) as advance,
+            ThreadPoolExecutor(min(_THREADS, len(infos))) as pool,
+        ):
+            results = []
+            for result in pool.map(fetch, infos):
+                results.append(result)
+                advance()
+        found = [info for info, r in zip(infos, results, strict=True) if r is None]
+        failed = [r for r in results if r is not None]
+        yield copy, [copy.url(info.path) for info in found], found, failed
 
 
 # -- listing ------------------------------------------------------------------------------
@@ -156,11 +285,11 @@ def _objects(src: Source, start: datetime | None, end: datetime | None) -> list[
 
 
 def _parse_all(
-    src: Source, infos: list[ObjectInfo], parser: Parser, progress: bool | None
+    storage: Storage, infos: list[ObjectInfo], parser: Parser, progress: bool | None, label: str
 ) -> list[Part]:
     def one(info: ObjectInfo) -> Part:
         try:
-            data = src.storage.get(info.path)
+            data = storage.get(info.path)
         except ModeltapError as exc:
             return Part(info.path, error=f"could not be read: {exc}")
         try:
@@ -171,7 +300,7 @@ def _parse_all(
 
     if not infos:
         return []
-    with _progress(len(infos), progress, src.label) as advance:
+    with _progress(len(infos), progress, label) as advance:
         if len(infos) == 1:
             parts = [one(infos[0])]
             advance()
@@ -185,10 +314,11 @@ def _parse_all(
 
 
 @contextmanager
-def _progress(total: int, enabled: bool | None, label: str) -> Iterator[Callable[[], None]]:
+def _progress(total: int, enabled: bool | None, label: str) -> Iterator[Callable[..., None]]:
+    """A bar of `total` steps on stderr; `advance(n=1)` moves it on."""
     show = enabled if enabled is not None else total >= PROGRESS_FILES and sys.stderr.isatty()
     if not show:
-        yield lambda: None
+        yield _nothing
         return
     try:
         from rich.console import Console  # type: ignore[import-not-found, unused-ignore]
@@ -196,11 +326,15 @@ def _progress(total: int, enabled: bool | None, label: str) -> Iterator[Callable
     except ImportError:
         if enabled:
             log.warning("modeltap: progress=True needs rich: pip install rich")
-        yield lambda: None
+        yield _nothing
         return
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(f"reading {label}", total=total)
-        yield lambda: bar.advance(task)
+        yield lambda n=1: bar.advance(task, n)
+
+
+def _nothing(n: int = 1) -> None:
+    pass
 
 
 def _report(src: Source, parts: list[Part]) -> dict[str, Any]:
@@ -223,15 +357,17 @@ def _report(src: Source, parts: list[Part]) -> dict[str, Any]:
 # -- tables -------------------------------------------------------------------------------
 
 
-def _select(rows: list[Any], wanted: list[str] | None, src: Source) -> Any:
+def _select(rows: list[Any], wanted: list[str] | None, src: Source, sampled: list[str]) -> Any:
     if wanted is not None:
-        known = list(dict.fromkeys(n for t in rows for n in t.column_names))
+        known = list(dict.fromkeys([*sampled, *(n for t in rows for n in t.column_names)]))
         _check_columns(wanted, known, src, bool(rows))
         keep = [*(c for c in wanted if c not in ENVELOPE), *ENVELOPE]
         rows = [t.select([c for c in keep if c in t.column_names]) for t in rows]
     table = concat(rows) if rows else empty(wanted)
     if wanted is not None:
         table = with_columns(table, [*(c for c in wanted if c not in ENVELOPE), *ENVELOPE])
+    elif len(rows) > 1:  # columns that only later objects have go before the envelope
+        table = table.select([*(c for c in table.column_names if c not in ENVELOPE), *ENVELOPE])
     return table
 
 
@@ -245,9 +381,11 @@ def _check_columns(wanted: list[str], known: list[str], src: Source, any_rows: b
             )
 
 
-def _select_frame(frame: pd.DataFrame, wanted: list[str] | None, src: Source) -> pd.DataFrame:
+def _select_frame(
+    frame: pd.DataFrame, wanted: list[str] | None, src: Source, sampled: Sequence[str] = ()
+) -> pd.DataFrame:
     if wanted is None:
         return frame
-    known = [str(c) for c in frame.columns]
+    known = list(dict.fromkeys([*sampled, *(str(c) for c in frame.columns)]))
     _check_columns(wanted, known, src, True)
     return frame[[*(c for c in wanted if c not in ENVELOPE), *ENVELOPE]]

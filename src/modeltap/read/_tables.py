@@ -90,11 +90,18 @@ _NULLABLE = {
 
 def to_pandas(table: Any) -> pd.DataFrame:
     """Arrow -> pandas; integer and boolean columns with nulls become nullable (Int64,
-    boolean) rather than float64 / object."""
+    boolean) rather than float64 / object. Strings stay in Arrow memory (pandas' str)."""
+    names = table.column_names
+    nullable = {
+        i: column.to_pandas(types_mapper=_NULLABLE.get).array
+        for i, column in enumerate(table.columns)
+        if column.null_count and column.type in _NULLABLE
+    }
+    for i in sorted(nullable, reverse=True):
+        table = table.remove_column(i)
     frame: pd.DataFrame = table.to_pandas()
-    for i, column in enumerate(table.columns):
-        if column.null_count and column.type in _NULLABLE:
-            frame.isetitem(i, column.to_pandas(types_mapper=_NULLABLE.get))
+    for i in sorted(nullable):
+        frame.insert(i, names[i], nullable[i], allow_duplicates=True)
     return frame
 
 
