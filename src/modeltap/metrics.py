@@ -85,7 +85,7 @@ class PipelineCollector(Collector):
     """The counters and gauges of `modeltap.stats()`, read at every scrape."""
 
     def collect(self) -> Iterator[Metric]:
-        rt = runtime._runtime or runtime._last  # the runtime stats() reports on
+        rt = runtime.reporting()
         if rt is None:  # collection not configured (yet) in this process
             return
         labels = _labels(rt)
@@ -128,8 +128,9 @@ def watch(rt: runtime.Runtime) -> None:
 
 # Every runtime configured from now on, and the one already running.
 runtime.on_configure.append(watch)
-if runtime._runtime is not None:
-    watch(runtime._runtime)
+_configured = runtime.active()
+if _configured is not None:
+    watch(_configured)
 
 
 def render() -> tuple[bytes, str]:

@@ -31,10 +31,12 @@ __all__ = [
     "ENV_DEPLOYMENT",
     "ENV_WORKSPACE",
     "Runtime",
+    "active",
     "configure",
     "current",
     "default_workspace",
     "flush",
+    "reporting",
     "shutdown",
     "stats",
 ]
@@ -218,10 +220,20 @@ def shutdown(timeout: float = 30.0) -> bool:
     return done
 
 
+def reporting() -> Runtime | None:
+    """The runtime stats() reports on: the current one, else the last one shut down."""
+    return _runtime or _last
+
+
+def active() -> Runtime | None:
+    """The configured runtime, if any (without configuring one from the environment)."""
+    return _runtime
+
+
 def stats() -> dict[str, int]:
     """Counters of the current runtime (or of the last one, after shutdown):
     accepted, written, dropped, sampled_out, ..."""
-    runtime = _runtime or _last
+    runtime = reporting()
     if runtime is None:
         return {}
     counts = runtime.pipeline.counters.snapshot()
