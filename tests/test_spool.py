@@ -270,3 +270,15 @@ def test_json_record_counts_of_adopted_segments(tmp_path):
     assert pipe.flush(10)
     assert pipe.counters.snapshot()["lines_written"] == 5
     assert pipe.close()
+
+
+@pytest.mark.parametrize(
+    ("content", "end"),
+    [(b"", 0), (b"no newline", 0), (b"a\n", 2), (b"a\nbc", 2), (b"abc\ndefghij", 4)],
+)
+def test_end_of_last_line_reads_back_across_chunks(tmp_path, content, end):
+    from modeltap.spool import _end_of_last_line
+
+    file = tmp_path / "f"
+    file.write_bytes(content)
+    assert _end_of_last_line(file, chunk=3) == end

@@ -127,7 +127,7 @@ class Pipeline:
         self._durable = settings.durability == "spool"
         if self._durable and self.spool is None:
             raise ValueError('durability "spool" needs a spool_dir')
-        self._open_paths: dict[tuple[str, str], str] = {}  # (collection, partition) -> object
+        self._open: dict[tuple[str, str], Segment] = {}  # (collection, partition) -> segment
         self._thread = threading.Thread(target=self._run, name="modeltap-writer", daemon=True)
         self._thread.start()
 
@@ -180,13 +180,14 @@ class Pipeline:
         with self._cond:
             self._reserve_spool(record, len(data))
             key = (record.collection, part)
-            path = self._open_paths.get(key)
-            if path is None:
-                instance = self.writer_id.next()
-                path = self._open_paths[key] = f"{route.prefix}/{part}/{instance}.jsonl"
-            segment = self.spool.append(route.storage.name, path, data, 1)
+            segment = self._open.get(key)
+            if segment is None:
+                path = f"{route.prefix}/{part}/{self.writer_id.next()}.jsonl"
+            else:
+                path = segment.path
+            segment = self._open[key] = self.spool.append(route.storage.name, path, data, 1)
             if segment.nbytes >= self.settings.object_bytes:
-                self._seal(key)
+                self.spool.seal(self._open.pop(key).path)
             self._submitted += 1
             self.counters.accepted += 1
             self.counters.spooled += 1
@@ -214,9 +215,12 @@ class Pipeline:
             self._cond.notify_all()
             self._cond.wait(min(left, 0.1))
 
-    def _seal(self, key: tuple[str, str]) -> None:
+    def _seal(self, everything: bool = False) -> None:
+        """Seal the open segments that are due (all of them with everything)."""
         assert self.spool is not None
-        self.spool.seal(self._open_paths.pop(key))
+        for key, segment in list(self._open.items()):
+            if everything or self._seal_due(segment):
+                self.spool.seal(self._open.pop(key).path)
 
     def _wait_for_room(self, size: int) -> bool:
         s = self.settings
@@ -347,7 +351,7 @@ class Pipeline:
         if self.spool is not None:
             if self.spool.sealed:
                 dues.append(self._retry_at)
-            opened = [seg.opened for seg in self.spool.open_segments()]
+            opened = [segment.opened for segment in self._open.values()]
             if opened:
                 due = min(opened) + self.settings.flush_interval
                 dues.append(time.monotonic() if self._flush_requested else due)
@@ -372,7 +376,7 @@ class Pipeline:
             return False
         if self.spool.sealed:
             return True
-        return any(self._seal_due(seg) for seg in self.spool.open_segments())
+        return any(self._seal_due(segment) for segment in self._open.values())
 
     def _seal_due(self, segment: Segment) -> bool:
         return (
@@ -404,8 +408,7 @@ class Pipeline:
                 self._commit()
             if self.spool is not None:
                 with self._cond:
-                    for key in list(self._open_paths):
-                        self._seal(key)
+                    self._seal(everything=True)
                 if self.spool.sealed:
                     self._upload_spool()
             if not self._pending and not (self.spool and self.spool.sealed):
@@ -526,26 +529,19 @@ class Pipeline:
                     pending.path = ""
                     return
             except Exception as exc:
-                self.counters.storage_errors += 1
-                delay = _RETRY_DELAYS[min(self._failures, len(_RETRY_DELAYS) - 1)]
-                self._failures += 1
-                self._retry_at = time.monotonic() + delay
-                if self._spool_object(route.storage.name, pending, data):
-                    del self._pending[key]
-                    log.warning(
-                        "modeltap: commit of %s failed (%s); spooled, retrying in %.1fs",
-                        pending.path,
-                        exc,
-                        delay,
-                    )
-                    continue
+                delay = self._back_off()
+                spooled = self._spool_object(route.storage.name, pending, data)
                 log.warning(
-                    "modeltap: commit of %s failed (%s); retrying in %.1fs",
+                    "modeltap: commit of %s failed (%s); %sretrying in %.1fs",
                     pending.path,
                     exc,
+                    "spooled, " if spooled else "",
                     delay,
                 )
-                return
+                if not spooled:
+                    return  # it waits in memory: _stalled() holds the writer back
+                del self._pending[key]
+                continue
             self._failures = 0
             took = time.monotonic() - started
             log.debug(
@@ -554,6 +550,14 @@ class Pipeline:
             del self._pending[key]
             self._count_written(took, len(data), pending.records, len(pending.chunks), own=True)
         self._last_commit = time.monotonic()
+
+    def _back_off(self) -> float:
+        """Count a storage failure and schedule the next attempt; the delay chosen."""
+        self.counters.storage_errors += 1
+        delay = _RETRY_DELAYS[min(self._failures, len(_RETRY_DELAYS) - 1)]
+        self._failures += 1
+        self._retry_at = time.monotonic() + delay
+        return delay
 
     def _spool_object(self, datastore: str, pending: _Pending, data: bytes) -> bool:
         """Move a failed commit to the spool (memory stays bounded during an outage)."""
@@ -575,10 +579,7 @@ class Pipeline:
         assert self.spool is not None
         spool = self.spool
         with self._cond:
-            for key, path in list(self._open_paths.items()):
-                segment = next(s for s in spool.open_segments() if s.path == path)
-                if self._seal_due(segment):
-                    self._seal(key)
+            self._seal()
         while spool.sealed and time.monotonic() >= self._retry_at:
             with self._cond:
                 segment = spool.sealed.popleft()
@@ -598,10 +599,7 @@ class Pipeline:
                 with contextlib.suppress(ObjectExistsError):
                     storage.put(segment.path, data, overwrite=False)
             except Exception as exc:
-                self.counters.storage_errors += 1
-                delay = _RETRY_DELAYS[min(self._failures, len(_RETRY_DELAYS) - 1)]
-                self._failures += 1
-                self._retry_at = time.monotonic() + delay
+                delay = self._back_off()
                 with self._cond:
                     spool.sealed.appendleft(segment)
                 log.warning(
@@ -616,8 +614,10 @@ class Pipeline:
                 spool.remove(segment)
                 self._cond.notify_all()  # room in the spool for blocked submitters
             lines = data.count(b"\n") if segment.path.endswith(".jsonl") else 0
+            # an adopted segment's records were not counted as they came: one per line
+            records = segment.records if segment.own else lines
             self._count_written(
-                time.monotonic() - started, len(data), segment.records, lines, own=segment.own
+                time.monotonic() - started, len(data), records, lines, own=segment.own
             )
 
     def _count_written(

@@ -22,6 +22,7 @@ __all__ = [
     "BLOB",
     "FRAME",
     "JSON",
+    "LINE_FIELDS",
     "Record",
     "encode_lines",
     "format_time",
@@ -159,25 +160,25 @@ def encode_lines(records: Iterable[Record], source: str, *, merge: bool = True) 
     return lines
 
 
-# The line's envelope, in the order the source writes it. Keys of `extra` that name one of
-# these replace its value in place (a dict update); others follow "contentrange".
-_BASE_KEYS = frozenset(
-    {
-        "specversion",
-        "id",
-        "source",
-        "type",
-        "datacontenttype",
-        "time",
-        "data",
-        "correlationid",
-        "xrequestid",
-        "modelversion",
-        "collectdatatype",
-        "agent",
-        "contentrange",
-    }
+# The line's fields, in the order the source writes them (SPEC R4.2).
+LINE_FIELDS = (
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "datacontenttype",
+    "time",
+    "data",
+    "correlationid",
+    "xrequestid",
+    "modelversion",
+    "collectdatatype",
+    "agent",
+    "contentrange",
 )
+# Keys of `extra` that name one of these replace its value in place (a dict update);
+# others follow "contentrange".
+_BASE_KEYS = frozenset(LINE_FIELDS)
 _VERSION_4 = ~((0xC000 << 48) | (0xF000 << 64)) & ((1 << 128) - 1)
 _VARIANT_4 = (0x8000 << 48) | (0x4000 << 64)
 

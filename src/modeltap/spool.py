@@ -114,9 +114,6 @@ class Spool:
         self.sealed.append(segment)
         return segment
 
-    def open_segments(self) -> list[Segment]:
-        return [segment for segment, _ in self._open.values()]
-
     def seal(self, path: str) -> None:
         """Close the open segment of path: its content is final and it may be uploaded."""
         segment, fd = self._open.pop(path)
@@ -211,9 +208,9 @@ class Spool:
                 self._release(folder)
         if adopted:
             log.warning(
-                "modeltap: adopted %d spooled objects (%d records) left by a stopped process",
+                "modeltap: adopted %d spooled objects (%d bytes) left by a stopped process",
                 len(adopted),
-                sum(s.records for s in adopted),
+                sum(s.nbytes for s in adopted),
             )
         return adopted
 
@@ -262,22 +259,31 @@ def _recover(file: Path) -> Segment | None:
         return None
     datastore, path = unquote(datastore), unquote(path)
     if name.endswith(_OPEN):
-        data = file.read_bytes()
-        end = data.rfind(b"\n") + 1
-        if end < len(data):
-            log.warning("modeltap: cut a partial line (%d bytes) from %s", len(data) - end, file)
+        size, end = file.stat().st_size, _end_of_last_line(file)
+        if end < size:
+            log.warning("modeltap: cut a partial line (%d bytes) from %s", size - end, file)
             with open(file, "r+b") as f:
                 f.truncate(end)
         sealed = file.with_name(name.removesuffix(_OPEN) + _SEALED)
         os.replace(file, sealed)
         file = sealed
-    if path.endswith(".jsonl"):
-        data = file.read_bytes()
-        records = data.count(b"\n")
-        nbytes = len(data)
-    else:  # a payload object: one record's body
-        records, nbytes = 0, file.stat().st_size
+    nbytes = file.stat().st_size
     if nbytes == 0:
         file.unlink(missing_ok=True)
         return None
-    return Segment(file, datastore, path, nbytes, records, own=False)
+    # records: counted when it is uploaded (the file is read then anyway)
+    return Segment(file, datastore, path, nbytes, own=False)
+
+
+def _end_of_last_line(file: Path, chunk: int = 1 << 16) -> int:
+    """The offset just past the file's last newline (0 when it has none), read from the end."""
+    with open(file, "rb") as f:
+        end = f.seek(0, os.SEEK_END)
+        while end > 0:
+            start = max(0, end - chunk)
+            f.seek(start)
+            found = f.read(end - start).rfind(b"\n")
+            if found >= 0:
+                return start + found + 1
+            end = start
+    return 0

@@ -18,13 +18,15 @@ from typing import Any
 
 import orjson
 
+from modeltap.record import LINE_FIELDS
+
 try:
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.json as pj
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError(
-        "reading collected data needs pyarrow: pip install 'modeltap[arrow]'"
+        "reading collected data needs pyarrow: pip install pyarrow"
     ) from exc
 
 __all__ = ["ENVELOPE", "TIME_TYPE", "Parser", "Part", "times_of"]
@@ -34,20 +36,7 @@ TIME_TYPE = pa.timestamp("us", tz="UTC")
 
 # Envelope fields (SPEC R4.2) are strings: read them as such, so that an id that looks
 # like a date is not turned into a timestamp.
-_STRING_FIELDS = (
-    "specversion",
-    "id",
-    "source",
-    "type",
-    "datacontenttype",
-    "time",
-    "correlationid",
-    "xrequestid",
-    "modelversion",
-    "collectdatatype",
-    "agent",
-    "contentrange",
-)
+_STRING_FIELDS = tuple(f for f in LINE_FIELDS if f != "data")
 ENVELOPE_FIELDS = frozenset(_STRING_FIELDS)
 _LINE_SCHEMA = pa.schema([(name, pa.string()) for name in _STRING_FIELDS])
 _BLOCK = 1 << 20
