@@ -33,9 +33,7 @@ import argparse
 import atexit
 import collections
 import contextlib
-import datetime
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -87,6 +85,24 @@ def first_last_rows(paths: list[Path]) -> list[int | None]:
     return rows
 
 
+def agent_cmd(work: Path, ws: Path, port: int) -> list[str]:
+    """`modeltap agent` on DEPLOYMENT (written to work/deployment.yml), workspace `ws`."""
+    dep = work / "deployment.yml"
+    dep.write_text(DEPLOYMENT)
+    return [
+        sys.executable,
+        "-m",
+        "modeltap.cli",
+        "agent",
+        "-f",
+        str(dep),
+        "--workspace",
+        str(ws),
+        "--port",
+        str(port),
+    ]
+
+
 def run_loadgen(a, port, shape, seconds, pin0):
     cmd = [
         *pin0,
@@ -115,21 +131,7 @@ def one_run(a, rep, shape, side, work, src, results, flags, pin0, pin1):
     out_file = work / f"received-{shape}-{rep}.jsonl"
     logf = work / f"server-{side}.log"
     if side == "modeltap":
-        dep = work / "deployment.yml"
-        dep.write_text(DEPLOYMENT)
-        cmd = [
-            *pin1,
-            sys.executable,
-            "-m",
-            "modeltap.cli",
-            "agent",
-            "-f",
-            str(dep),
-            "--workspace",
-            str(ws),
-            "--port",
-            str(port),
-        ]
+        cmd = [*pin1, *agent_cmd(work, ws, port)]
         env = sc.child_env(src)
     else:
         out_file.write_bytes(b"")
@@ -158,11 +160,8 @@ def one_run(a, rep, shape, side, work, src, results, flags, pin0, pin1):
         proc = subprocess.Popen(cmd, env=env, stdout=lf, stderr=subprocess.STDOUT)
     cpu = sc.TreeCPU(proc.pid)
     try:
-        t0 = time.monotonic()
-        while not sc.port_open(port):
-            if proc.poll() is not None or time.monotonic() - t0 > 60:
-                raise RuntimeError(f"{side} did not start: {logf.read_text()[-1500:]}")
-            time.sleep(0.05)
+        if not sc.wait_port(proc, port, timeout=60):
+            raise RuntimeError(f"{side} did not start: {logf.read_text()[-1500:]}")
         if sc.listening_not_loopback(port):
             raise RuntimeError(f"{side} listens on a non-loopback address")
         ok_total = 0
@@ -262,38 +261,22 @@ def one_run(a, rep, shape, side, work, src, results, flags, pin0, pin1):
 
 def profile(a, work, src) -> str:
     """py-spy --gil on the agent under 16-connection load, per shape."""
-    pyspy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    pyspy = sc.find_pyspy()
     if not pyspy:
         return "py-spy not found (pip install py-spy into the venv)\n"
     out = []
     for shape in a.profile_shapes.split(","):
         ws = work / f"ws-prof-{shape}"
-        dep = work / "deployment.yml"
-        dep.write_text(DEPLOYMENT)
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "modeltap.cli",
-                "agent",
-                "-f",
-                str(dep),
-                "--workspace",
-                str(ws),
-                "--port",
-                str(a.port),
-            ],
+            agent_cmd(work, ws, a.port),
             env=sc.child_env(src),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         cpu = sc.TreeCPU(proc.pid)
         try:
-            t0 = time.monotonic()
-            while not sc.port_open(a.port):
-                if proc.poll() is not None or time.monotonic() - t0 > 60:
-                    raise RuntimeError("agent did not start")
-                time.sleep(0.05)
+            if not sc.wait_port(proc, a.port, timeout=60):
+                raise RuntimeError("agent did not start")
             run_loadgen(a, a.port, shape, 1, [])
             sc.wait_idle([cpu], a.idle_limit, a.idle_window, a.idle_max)
             raw = work / f"prof-agent-{shape}.txt"
@@ -316,28 +299,7 @@ def profile(a, work, src) -> str:
             )
             time.sleep(1)
             c0 = cpu.seconds()
-            sp = subprocess.run(
-                [
-                    pyspy,
-                    "record",
-                    "-p",
-                    str(proc.pid),
-                    "-r",
-                    "200",
-                    "-d",
-                    str(a.profile_seconds),
-                    "-f",
-                    "raw",
-                    "-o",
-                    str(raw),
-                    "--threads",
-                    "--nonblocking",
-                    "--gil",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=a.profile_seconds + 60,
-            )
+            sp = sc.pyspy_record(pyspy, proc.pid, a.profile_seconds, raw, gil=True)
             c1 = cpu.seconds()
             lout, _ = lg.communicate(timeout=a.profile_seconds + 60)
             res = json.loads(lout.strip().splitlines()[-1])
@@ -451,10 +413,7 @@ def report(rows, a, flags):
             lines,
         )
     )
-    if flags:
-        out.append("### Flags\n")
-        out += [f"* {f}" for f in flags]
-        out.append("")
+    out += sc.flags_md(flags)
     return "\n".join(out)
 
 
@@ -511,7 +470,7 @@ def main(argv=None):
     src = sc.copy_src(work)
     results = Path(a.results)
     results.parent.mkdir(parents=True, exist_ok=True)
-    a.run_id = datetime.datetime.now().strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+    a.run_id = sc.new_run_id()
     meta = sc.machine_info()
     meta.update(
         versions=sc.versions(
@@ -539,10 +498,7 @@ def main(argv=None):
     if a.profile or a.profile_only:
         sc.log(f"== profile {time.strftime('%H:%M:%S')}")
         prof_md = profile(a, work, src)
-    meta["wall_s"] = round(time.time() - t_start)
-    with open(results, "a") as f:
-        f.write(json.dumps({"bench": "agent-meta", **meta}) + "\n")
-    sc.log(f"done in {meta['wall_s']} s")
+    sc.finish_run(results, "agent-meta", meta, t_start)
     v = meta["versions"]
     print(f"## Agent capacity: modeltap agent vs the anchor receiver ({a.run_id})\n")
     print(

@@ -39,13 +39,11 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
-import datetime
 import json
 import math
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -53,11 +51,26 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from common import agg, cpu_model, med, modeltap_commit
+from common import (
+    FRAME_WORDS,
+    SRC,
+    agg,
+    copy_src,
+    cpu_model,
+    die,
+    finish_run,
+    log,
+    machine_line,
+    med,
+    modeltap_commit,
+    new_run_id,
+    port_open,
+    ratio,
+    table,
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-SRC = REPO / "src"
 DEFAULT_RECEIVER = REPO.parent / "shared" / "bench-anchor" / "receiver.py"
 SHAPES = {"1x10": (1, 10), "10x20": (10, 20), "1000x20": (1000, 20)}
 MT_COLLECTION_DIR = (
@@ -78,20 +91,7 @@ def make_frame(shape: str):
 
     rows, cols = SHAPES[shape]
     rng = np.random.default_rng(42)
-    words = np.array(
-        [
-            "alpha",
-            "bravo",
-            "charlie",
-            "delta",
-            "echo-7",
-            "foxtrot",
-            "golf_club",
-            "hotel",
-            "india",
-            "juliett",
-        ]
-    )
+    words = np.array(FRAME_WORDS)
     data = {}
     for c in range(cols):
         kind = c % 10
@@ -170,6 +170,44 @@ def shows_mutation(rows):
     return False
 
 
+class Landed:
+    """Counts the records that landed, the same way for both sides: one `add` per record with
+    its rows (`data` for modeltap, `body` for the SDK) and whether it landed inside the window."""
+
+    def __init__(self, df, a):
+        self.nrows = len(df)
+        self.want = expected_rows(df) if a.mode == "snapshot" else None
+        self.landed = self.in_window = self.rows = self.rows_in_window = self.bad_rows = 0
+        self.violations = self.mutated = 0
+
+    def add(self, data, in_window: bool):
+        n = len(data) if isinstance(data, list) else 0
+        if n != self.nrows:
+            self.bad_rows += 1
+        self.landed += 1
+        self.rows += n
+        if in_window:
+            self.in_window += 1
+            self.rows_in_window += n
+        if self.want is not None:
+            if not rows_match(data, self.want):
+                self.violations += 1
+            if shows_mutation(data):
+                self.mutated += 1
+
+    def counts(self) -> dict:
+        snap = self.want is not None
+        return dict(
+            landed_total=self.landed,
+            landed_in_window=self.in_window,
+            landed_rows_total=self.rows,
+            landed_rows_in_window=self.rows_in_window,
+            records_with_wrong_row_count=self.bad_rows,
+            snapshot_violations=self.violations if snap else None,
+            snapshot_mutated=self.mutated if snap else None,
+        )
+
+
 def run_loop(collect, df, a, on_call=None):
     """The measured loop, identical for both sides. Returns (latencies_ns, calls, errors, t0, w0,
     elapsed). Exceptions escaping collect() are counted (and the first one kept), not raised."""
@@ -240,7 +278,6 @@ def child_sdk(a, df, res):
         time.sleep(0.05)
     time.sleep(0.3)
     drops[0] = 0
-    nrows = len(df)
 
     rc0 = proc_cpu_seconds(a.recv_pid) if a.recv_pid else None
     own0 = sum(os.times()[:2])
@@ -254,52 +291,20 @@ def child_sdk(a, df, res):
     dropped = drops[0]
     accepted = calls - dropped - len(errors)
 
-    want = expected_rows(df) if a.mode == "snapshot" else None
-    landed = in_window = rows = rows_in_window = bad_rows = 0
-    violations = mutated = 0
+    tally = Landed(df, a)
     with open(a.recv_file, "rb") as f:
         for line in f:
             rec = orjson.loads(line)
             if rec["ts"] < w0:
                 continue
-            body = rec.get("body")
-            n = len(body) if isinstance(body, list) else 0
-            if n != nrows:
-                bad_rows += 1
-            landed += 1
-            rows += n
-            if rec["ts"] <= w1:
-                in_window += 1
-                rows_in_window += n
-            if want is not None:
-                if not rows_match(body, want):
-                    violations += 1
-                if shows_mutation(body):
-                    mutated += 1
+            tally.add(rec.get("body"), rec["ts"] <= w1)
     res.update(
         accepted=accepted,
         dropped=dropped,
         queued_at_end=queued_at_end,
         recv_cpu_pct=None if rc0 is None or rc1 is None else round((rc1 - rc0) / elapsed * 100),
     )
-    return (
-        lat,
-        calls,
-        errors,
-        t0,
-        elapsed,
-        own_cpu,
-        t_drained,
-        dict(
-            landed_total=landed,
-            landed_in_window=in_window,
-            landed_rows_total=rows,
-            landed_rows_in_window=rows_in_window,
-            records_with_wrong_row_count=bad_rows,
-            snapshot_violations=violations if want is not None else None,
-            snapshot_mutated=mutated if want is not None else None,
-        ),
-    )
+    return lat, calls, errors, t0, elapsed, own_cpu, t_drained, tally.counts()
 
 
 def mt_files(ws):
@@ -338,7 +343,6 @@ def child_modeltap(a, df, res):
         coll.collect(df)
     modeltap.flush()
     time.sleep(0.3)
-    nrows = len(df)
     st0 = modeltap.stats()
     base = mt_files(a.workspace)
 
@@ -372,9 +376,7 @@ def child_modeltap(a, df, res):
         stats_raw={"after_warmup": st0, "at_w1": st_w1, "after_shutdown": st2},
     )
 
-    want = expected_rows(df) if a.mode == "snapshot" else None
-    landed = in_window = rows = rows_in_window = bad_rows = 0
-    violations = mutated = 0
+    tally = Landed(df, a)
     for path in sorted(mt_files(a.workspace)):
         start = base.get(path, 0)
         w1_end = at_w1.get(path, 0)
@@ -386,39 +388,8 @@ def child_modeltap(a, df, res):
                 if not line.endswith(b"\n"):
                     res["partial_last_line"] = True
                     continue
-                rec = orjson.loads(line)
-                data = rec.get("data")
-                n = len(data) if isinstance(data, list) else 0
-                if n != nrows:
-                    bad_rows += 1
-                landed += 1
-                rows += n
-                if pos <= w1_end:
-                    in_window += 1
-                    rows_in_window += n
-                if want is not None:
-                    if not rows_match(data, want):
-                        violations += 1
-                    if shows_mutation(data):
-                        mutated += 1
-    return (
-        lat,
-        calls,
-        errors,
-        t0,
-        elapsed,
-        own_cpu,
-        t_drained,
-        dict(
-            landed_total=landed,
-            landed_in_window=in_window,
-            landed_rows_total=rows,
-            landed_rows_in_window=rows_in_window,
-            records_with_wrong_row_count=bad_rows,
-            snapshot_violations=violations if want is not None else None,
-            snapshot_mutated=mutated if want is not None else None,
-        ),
-    )
+                tally.add(orjson.loads(line).get("data"), pos <= w1_end)
+    return lat, calls, errors, t0, elapsed, own_cpu, t_drained, tally.counts()
 
 
 def child_main(a):
@@ -463,15 +434,6 @@ def child_main(a):
 # ====================================================================================
 #                                   ORCHESTRATOR
 # ====================================================================================
-def log(*x):
-    print(*x, file=sys.stderr, flush=True)
-
-
-def die(msg):
-    log(f"ERROR: {msg}")
-    sys.exit(2)
-
-
 # The children import modeltap from a copy of src/ taken when the run starts, so that edits
 # made to the working tree during a run cannot mix library versions within one run.
 _SRC_FOR_CHILDREN = SRC
@@ -494,12 +456,6 @@ def check_import(py, code, hint):
     return p.stdout.strip()
 
 
-def port_open(port):
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 def versions(py):
     code = r"""
 import importlib.metadata as m, json, platform
@@ -519,20 +475,6 @@ print(json.dumps(out))
     info.update(nproc=os.cpu_count(), cpu_model=cpu, kernel=platform.release())
     info["modeltap_commit"] = modeltap_commit()
     return info
-
-
-def table(header, lines):
-    if not lines:
-        return "(no runs)\n"
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(str(c) for c in ln) + " |" for ln in lines]
-    return "\n".join(out) + "\n"
-
-
-def ratio(a, b, fmt="{:.2f}"):
-    if a is None or b is None or b == 0:
-        return "-"
-    return fmt.format(a / b) + "x"
 
 
 def report(rows, meta):
@@ -813,8 +755,7 @@ def orchestrate(a):
     if not a.keep:
         atexit.register(shutil.rmtree, work, True)
     if "modeltap" in sides:
-        _SRC_FOR_CHILDREN = work / "src"
-        shutil.copytree(SRC, _SRC_FOR_CHILDREN, ignore=shutil.ignore_patterns("__pycache__"))
+        _SRC_FOR_CHILDREN = copy_src(work)
     receiver = Path(a.receiver)
     if "sdk" in sides:
         if not receiver.is_file():
@@ -859,7 +800,7 @@ def orchestrate(a):
     recv_file.touch()
     results = Path(a.results)
     results.parent.mkdir(parents=True, exist_ok=True)
-    run_id = datetime.datetime.now().strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+    run_id = new_run_id()
     meta = versions(py)
     meta.update(
         run_id=run_id,
@@ -1007,16 +948,12 @@ def orchestrate(a):
             rlog.close()
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
-    meta["wall_s"] = round(time.time() - t_start)
-    with open(results, "a") as f:
-        f.write(json.dumps({"bench": "collect-meta", **meta}) + "\n")
-    log(f"done in {meta['wall_s']} s")
+    finish_run(results, "collect-meta", meta, t_start)
     print(f"## modeltap vs azureml-ai-monitoring 1.0.0: collection benchmark ({run_id})\n")
     print(
-        "Machine: "
-        + ", ".join(
-            f"{k} {meta.get(k)}"
-            for k in (
+        machine_line(
+            meta,
+            (
                 "nproc",
                 "cpu_model",
                 "python",
@@ -1028,9 +965,8 @@ def orchestrate(a):
                 "requests",
                 "modeltap",
                 "modeltap_commit",
-            )
+            ),
         )
-        + "\n"
     )
     print(f"Command: `{meta['command']}` (wall {meta['wall_s']} s)\n")
     print(report(rows, meta))

@@ -58,11 +58,23 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from common import agg, cpu_model, med, modeltap_commit
+from common import (
+    SRC,
+    agg,
+    copy_src,
+    cpu_model,
+    find_pyspy,
+    finish_run,
+    log,
+    machine_line,
+    med,
+    mem_kib,
+    modeltap_commit,
+    new_run_id,
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-SRC = REPO / "src"
 OTHERS = "bench_serving|bench_agent|bench_collect"
 PATTERN = "*/*/*/*/*.jsonl"  # yyyy/MM/dd/HH/{instance}.jsonl under the collection folder
 HOUR = "2026-11-24T13"  # the 1-hour read: hour 37 of 48
@@ -79,10 +91,6 @@ LABEL = {
     "load_folder": "modeltap load(folder), pandas",
     "load_1h": "modeltap load(asset, 1 h of 48), pandas",
 }
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # ====================================================================================
@@ -463,16 +471,16 @@ print(json.dumps(out))
     p = subprocess.run([py, "-c", code], env=child_env(), capture_output=True, text=True)
     info = json.loads(p.stdout) if p.returncode == 0 else {"versions_error": p.stderr[-500:]}
     cpu = cpu_model()
-    mem = "?"
-    with contextlib.suppress(OSError):
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f"{kb / 2**20:.1f} GiB"
+    kb = mem_kib()
+    mem = "?" if kb is None else f"{kb / 2**20:.1f} GiB"
     info.update(nproc=os.cpu_count(), cpu_model=cpu, mem_total=mem, kernel=platform.release())
     info["modeltap_commit"] = modeltap_commit()
     return info
 
 
 # ----------------------------------------------------------------------------------- report
+# Not common.ratio / common.table: this report's ratios carry no "x", and an empty table keeps
+# its header (the other benches print "(no runs)").
 def ratio(a, b, fmt="{:.2f}"):
     if a is None or b is None or b == 0:
         return "-"
@@ -491,6 +499,15 @@ def report(rows, datasets, meta) -> str:
     for r in ok:
         g[(r["dataset"], r["method"])].append(r)
     methods = [m for m in ALL_METHODS if any(k[1] == m for k in g)]
+
+    def measured():
+        """(dataset, manifest, method, rows of its reps) for every measured pair, in order."""
+        for ds, man in datasets.items():
+            for m in methods:
+                v = g.get((ds, m), [])
+                if v:
+                    yield ds, man, m, v
+
     out = []
 
     out.append("### 1. Full read, one row per data row (seconds; peak RSS of the child, MB)\n")
@@ -500,27 +517,23 @@ def report(rows, datasets, meta) -> str:
         "from the median total.\n"
     )
     lines = []
-    for ds, man in datasets.items():
-        for m in methods:
-            v = g.get((ds, m), [])
-            if not v:
-                continue
-            tot = med([r["total_s"] for r in v])
-            rows_ = v[0]["rows"]
-            lines.append(
-                [
-                    ds,
-                    LABEL[m],
-                    agg([r["native_s"] for r in v], "{:.2f}"),
-                    agg([r["total_s"] for r in v], "{:.2f}"),
-                    f"{rows_ / tot / 1000:.0f}k" if tot else "-",
-                    f"{man['mb'] / tot:.0f}" if tot and m != "load_1h" else "-",
-                    agg([r["peak_rss_mb"] for r in v], "{:.0f}"),
-                    agg([r["rss_after_imports_mb"] for r in v], "{:.0f}"),
-                    f"{rows_:,}",
-                    agg([r["process_wall_s"] for r in v], "{:.1f}"),
-                ]
-            )
+    for ds, man, m, v in measured():
+        tot = med([r["total_s"] for r in v])
+        rows_ = v[0]["rows"]
+        lines.append(
+            [
+                ds,
+                LABEL[m],
+                agg([r["native_s"] for r in v], "{:.2f}"),
+                agg([r["total_s"] for r in v], "{:.2f}"),
+                f"{rows_ / tot / 1000:.0f}k" if tot else "-",
+                f"{man['mb'] / tot:.0f}" if tot and m != "load_1h" else "-",
+                agg([r["peak_rss_mb"] for r in v], "{:.0f}"),
+                agg([r["rss_after_imports_mb"] for r in v], "{:.0f}"),
+                f"{rows_:,}",
+                agg([r["process_wall_s"] for r in v], "{:.1f}"),
+            ]
+        )
     out.append(
         table(
             [
@@ -541,39 +554,35 @@ def report(rows, datasets, meta) -> str:
 
     out.append("### 2. Same result? (row count, sum of f0, sum of i4, distinct record ids)\n")
     lines = []
-    for ds, man in datasets.items():
-        for m in methods:
-            v = g.get((ds, m), [])
-            if not v:
-                continue
-            r = v[0]
-            if m == "load_1h":
-                want = man["hours"][HOUR.replace("-", "/").replace("T", "/")]["rows"]
-                same = "yes" if all(x["rows"] == want for x in v) else "NO"
-            else:
-                want = man["rows"]
-                same = (
-                    "yes"
-                    if all(
-                        x["rows"] == want
-                        and abs(x["f0_sum"] - man["f0_sum"]) <= 1e-6 * max(1.0, abs(man["f0_sum"]))
-                        for x in v
-                    )
-                    else "NO"
+    for ds, man, m, v in measured():
+        r = v[0]
+        if m == "load_1h":
+            want = man["hours"][HOUR.replace("-", "/").replace("T", "/")]["rows"]
+            same = "yes" if all(x["rows"] == want for x in v) else "NO"
+        else:
+            want = man["rows"]
+            same = (
+                "yes"
+                if all(
+                    x["rows"] == want
+                    and abs(x["f0_sum"] - man["f0_sum"]) <= 1e-6 * max(1.0, abs(man["f0_sum"]))
+                    for x in v
                 )
-            lines.append(
-                [
-                    ds,
-                    LABEL[m],
-                    f"{r['rows']:,}",
-                    f"{want:,}",
-                    same,
-                    f"{r['f0_sum']:.4f}",
-                    r["i4_sum"],
-                    f"{r['distinct_record_ids']:,}",
-                    r["columns"].get("time", "-"),
-                ]
+                else "NO"
             )
+        lines.append(
+            [
+                ds,
+                LABEL[m],
+                f"{r['rows']:,}",
+                f"{want:,}",
+                same,
+                f"{r['f0_sum']:.4f}",
+                r["i4_sum"],
+                f"{r['distinct_record_ids']:,}",
+                r["columns"].get("time", "-"),
+            ]
+        )
     out.append(
         table(
             [
@@ -776,7 +785,7 @@ def summarize_pyspy(raw_file: Path, top: int = 25) -> dict:
 
 def profile(py, man_file, work, out_prefix: Path, rate: int) -> dict:
     res = {}
-    spy = shutil.which("py-spy", path=str(Path(py).parent)) or shutil.which("py-spy")
+    spy = find_pyspy(py)
     r = run_child(py, "load_pandas", man_file, HOUR, work, 1800, phases=True)
     res["phases"] = r.get("phases_s"), r.get("total_s"), r.get("error")
     res["phases_mem"] = r.get("phases_mem")
@@ -813,11 +822,10 @@ def orchestrate(a) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="modeltap-read-bench-", dir=a.workdir))
     # One version of src/ for the whole run: others may edit src/ meanwhile.
-    _SRC_FOR_CHILDREN = work / "src"
-    shutil.copytree(SRC, _SRC_FOR_CHILDREN, ignore=shutil.ignore_patterns("__pycache__"))
+    _SRC_FOR_CHILDREN = copy_src(work)
     results = Path(a.results)
     results.parent.mkdir(parents=True, exist_ok=True)
-    run_id = datetime.datetime.now().strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+    run_id = new_run_id()
     meta = versions(py)
     meta.update(
         run_id=run_id,
@@ -917,17 +925,13 @@ def orchestrate(a) -> int:
     finally:
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
-    meta["wall_s"] = round(time.time() - t_start)
-    with open(results, "a") as f:
-        f.write(json.dumps({"bench": "read-meta", **meta}) + "\n")
-    log(f"done in {meta['wall_s']} s")
+    finish_run(results, "read-meta", meta, t_start)
 
     print(f"## modeltap.read.load vs naive pandas vs DuckDB / pyarrow ({run_id})\n")
     print(
-        "Machine: "
-        + ", ".join(
-            f"{k} {meta.get(k)}"
-            for k in (
+        machine_line(
+            meta,
+            (
                 "nproc",
                 "cpu_model",
                 "mem_total",
@@ -939,9 +943,8 @@ def orchestrate(a) -> int:
                 "orjson",
                 "modeltap",
                 "modeltap_commit",
-            )
+            ),
         )
-        + "\n"
     )
     print(
         f"Command: `{meta['command']}` (wall {meta['wall_s']} s), {reps} rep(s), "

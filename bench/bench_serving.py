@@ -46,7 +46,6 @@ import argparse
 import atexit
 import collections
 import contextlib
-import datetime
 import http.client
 import importlib.util
 import json
@@ -601,10 +600,7 @@ def report(rows, groups, a, flags) -> str:
             lines,
         )
     )
-    if flags:
-        out.append("### Flags\n")
-        out += [f"* {f}" for f in flags]
-        out.append("")
+    out += sc.flags_md(flags)
     return "\n".join(out)
 
 
@@ -720,7 +716,7 @@ def probe(a, app, work, src, expected, results) -> str:
 def profile(a, app, work, src, expected):
     """py-spy a single modeltap worker under 16-connection wrk load; top frames by self time
     and by inclusive time.  Returns markdown."""
-    pyspy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    pyspy = sc.find_pyspy()
     if not pyspy:
         return "py-spy not found (pip install py-spy into the venv)\n"
     out = []
@@ -751,28 +747,7 @@ def profile(a, app, work, src, expected):
             )
             time.sleep(1)
             c0 = srv.cpu.seconds()
-            sp = subprocess.run(
-                [
-                    pyspy,
-                    "record",
-                    "-p",
-                    str(srv.proc.pid),
-                    "-r",
-                    "200",
-                    "-d",
-                    str(a.profile_seconds),
-                    "-f",
-                    "raw",
-                    "-o",
-                    str(raw),
-                    "--threads",
-                    "--nonblocking",
-                    *(["--gil"] if a.profile_gil else []),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=a.profile_seconds + 60,
-            )
+            sp = sc.pyspy_record(pyspy, srv.proc.pid, a.profile_seconds, raw, gil=a.profile_gil)
             c1 = srv.cpu.seconds()
             wout, _ = wp.communicate(timeout=wrk_s + 20)
             m = re.search(rb"^RESULT (\{.*\})$", wout, re.M)
@@ -882,7 +857,7 @@ def main(argv=None):
     expected = expected_answers()
     results = Path(a.results)
     results.parent.mkdir(parents=True, exist_ok=True)
-    a.run_id = datetime.datetime.now().strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+    a.run_id = sc.new_run_id()
     meta = sc.machine_info()
     meta.update(
         modeltap_venv=sc.versions(
@@ -946,10 +921,7 @@ def main(argv=None):
     if a.profile or a.profile_only:
         sc.log(f"== profile {time.strftime('%H:%M:%S')}")
         prof_md = profile(a, app, work, src, expected)
-    meta["wall_s"] = round(time.time() - t_start)
-    with open(results, "a") as f:
-        f.write(json.dumps({"bench": "serving-meta", **meta}) + "\n")
-    sc.log(f"done in {meta['wall_s']} s")
+    sc.finish_run(results, "serving-meta", meta, t_start)
     print(f"## Serving benchmark: modeltap serve vs azmlinfsrv 1.5.1 ({a.run_id})\n")
     mv, av = meta["modeltap_venv"], meta["azml_venv"] or {}
     print(

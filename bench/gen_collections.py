@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+from common import FRAME_WORDS
 
 ENDPOINT, DEPLOYMENT, COLLECTION = "bench", "blue", "model_inputs"
 ASSET = f"{ENDPOINT}-{DEPLOYMENT}-{COLLECTION}"
@@ -53,18 +54,6 @@ COLL_DIR = (
 START = datetime(2026, 11, 23, tzinfo=UTC)
 HOURS = 48
 SHAPES = {"1x10": (1, 10), "10x20": (10, 20)}
-WORDS = [
-    "alpha",
-    "bravo",
-    "charlie",
-    "delta",
-    "echo-7",
-    "foxtrot",
-    "golf_club",
-    "hotel",
-    "india",
-    "juliett",
-]
 POOL = 1 << 16
 AGENT = "modeltap/0.1.0"
 SOURCE = f"/endpoints/{ENDPOINT}/deployments/{DEPLOYMENT}"
@@ -104,7 +93,7 @@ def row_pool(ncols: int, rng: np.random.Generator) -> tuple[list[bytes], dict[st
         elif kind == "i":
             values[name] = rng.integers(-(10**6), 10**6, size=POOL)
         else:
-            values[name] = rng.choice(np.array(WORDS, dtype=object), size=POOL)
+            values[name] = rng.choice(np.array(FRAME_WORDS, dtype=object), size=POOL)
     lists = {n: v.tolist() for n, v in values.items()}
     names = [n for n, _ in cols]
     rows = [

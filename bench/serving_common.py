@@ -11,43 +11,34 @@ import contextlib
 import json
 import os
 import platform
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from common import agg as agg  # re-exported: the serving benches use sc.agg / sc.med
-from common import cpu_model, modeltap_commit
+# re-exported: the serving benches use sc.agg, sc.med, sc.log, sc.table, ...
+from common import agg as agg
+from common import copy_src as copy_src
+from common import cpu_model, mem_kib, modeltap_commit
+from common import die as die
+from common import find_pyspy as find_pyspy
+from common import finish_run as finish_run
+from common import log as log
 from common import med as med
+from common import new_run_id as new_run_id
+from common import port_open as port_open
+from common import ratio as ratio
+from common import table as table
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-SRC = REPO / "src"
 ANCHOR = REPO.parent / "shared" / "bench-anchor"
 HZ = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
 
 
-def log(*x):
-    print(*x, file=sys.stderr, flush=True)
-
-
-def die(msg):
-    log(f"ERROR: {msg}")
-    sys.exit(2)
-
-
-# ------------------------------------------------------------------------------ src snapshot
-def copy_src(work: Path) -> Path:
-    """Copy src/ once, so that edits made by others during the run cannot mix versions."""
-    dst = work / "src"
-    shutil.copytree(SRC, dst, ignore=shutil.ignore_patterns("__pycache__"))
-    return dst
-
-
+# ------------------------------------------------------------------------------ child env
 def child_env(src: Path | None, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     for k in list(env):  # never inherit collection settings from the caller's shell
@@ -150,10 +141,14 @@ def wait_idle(own: list[TreeCPU], limit=0.3, window=2.0, max_wait=60.0):
             return round(waited, 1), round(foreign, 2), False
 
 
-def port_open(port: int, host="127.0.0.1") -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex((host, port)) == 0
+def wait_port(proc: subprocess.Popen, port: int, timeout=60.0) -> bool:
+    """Wait until something listens on `port`; False if `proc` exits or `timeout` s pass first."""
+    t0 = time.monotonic()
+    while not port_open(port):
+        if proc.poll() is not None or time.monotonic() - t0 > timeout:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def free_port() -> int:
@@ -228,18 +223,11 @@ def jsonl_files(root: Path, collection: str) -> list[Path]:
 
 
 # ----------------------------------------------------------------------------------- reports
-def ratio(a, b, fmt="{:.2f}"):
-    if a is None or b is None or b == 0:
-        return "-"
-    return fmt.format(a / b) + "x"
-
-
-def table(header, lines):
-    if not lines:
-        return "(no runs)\n"
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(str(c) for c in ln) + " |" for ln in lines]
-    return "\n".join(out) + "\n"
+def flags_md(flags: list[str]) -> list[str]:
+    """The report's closing "Flags" section (no lines when nothing was flagged)."""
+    if not flags:
+        return []
+    return ["### Flags\n", *[f"* {f}" for f in flags], ""]
 
 
 def versions(py: str, src: Path | None, dists: list[str]) -> dict:
@@ -258,16 +246,41 @@ def versions(py: str, src: Path | None, dists: list[str]) -> dict:
 
 def machine_info() -> dict:
     cpu = cpu_model()
-    mem = "?"
-    with contextlib.suppress(OSError):
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f"{kb / 1024 / 1024:.0f} GiB"
+    kb = mem_kib()
+    mem = "?" if kb is None else f"{kb / 1024 / 1024:.0f} GiB"
     info = dict(nproc=NCPU, cpu_model=cpu, mem=mem, kernel=platform.release())
     info["modeltap_commit"] = modeltap_commit()
     return info
 
 
 # ----------------------------------------------------------------------------------- py-spy
+def pyspy_record(pyspy: str, pid: int, seconds: int, raw: Path, gil: bool):
+    """`py-spy record` of process `pid` for `seconds` s at 200 Hz, raw stacks of every thread
+    (only the GIL holder's with `gil`) into `raw`, without stopping the process."""
+    return subprocess.run(
+        [
+            pyspy,
+            "record",
+            "-p",
+            str(pid),
+            "-r",
+            "200",
+            "-d",
+            str(seconds),
+            "-f",
+            "raw",
+            "-o",
+            str(raw),
+            "--threads",
+            "--nonblocking",
+            *(["--gil"] if gil else []),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
+
+
 def frame_name(fr: str) -> str:
     """py-spy raw frame "func (path/to/file.py:123)" -> "func (pkg/file.py)"."""
     import re
