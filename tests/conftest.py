@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 import modeltap
+import modeltap.read._source as read_source
 from modeltap import collector, runtime
 from tests.emulators import azurite, moto_s3  # noqa: F401 (session fixtures)
+from tests.helpers import CountingStorage
 
 # The source document's example deployment file, verbatim in content (SPEC R2.1).
 SOURCE_DEPLOYMENT = """\
@@ -32,6 +34,9 @@ data_collector:
     model_outputs:
       enabled: 'True'
 """
+
+# Its data_collector section: model_inputs and model_outputs collected.
+SOURCE_DATA_COLLECTOR = SOURCE_DEPLOYMENT[SOURCE_DEPLOYMENT.index("data_collector:\n") :]
 
 
 @pytest.fixture(autouse=True)
@@ -62,3 +67,11 @@ def workspace(tmp_path: Path) -> Path:
 
 def store_root(workspace: Path) -> Path:
     return workspace / "datastores" / "workspaceblobstore"
+
+
+@pytest.fixture
+def counting(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> CountingStorage:
+    """The workspace blob store as a CountingStorage, for every datastore name read opens."""
+    store = CountingStorage(store_root(workspace))
+    monkeypatch.setattr(read_source, "open_datastore", lambda name, settings, ws: store)
+    return store

@@ -18,15 +18,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.servers import free_port
+from tests.servers import free_port, wait_until_answering
 
 __all__ = ["Azurite", "MotoS3", "azurite", "moto_s3", "unique_name"]
 
@@ -42,19 +42,13 @@ def unique_name(stem: str = "t") -> str:
 
 
 def _wait(url: str, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(url, timeout=1)  # any HTTP answer means it is serving
-            return
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            raise AssertionError(f"{what} did not start:\n{log.read_text(errors='replace')}")
-        time.sleep(0.1)
+    try:
+        wait_until_answering(url, proc, what=what, log=log)  # any HTTP answer: it is serving
+    except BaseException:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        raise
 
 
 def _stop(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float = 20) -> None:
@@ -196,21 +190,19 @@ class MotoS3:
         return name
 
 
-@pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    server = Azurite(tmp_path_factory.mktemp("azurite"))
+def _running(server: Azurite | MotoS3) -> Iterator[Any]:
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    yield from _running(Azurite(tmp_path_factory.mktemp("azurite")))
 
 
 @pytest.fixture(scope="session")
 def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3]:
-    server = MotoS3(tmp_path_factory.mktemp("moto"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running(MotoS3(tmp_path_factory.mktemp("moto")))

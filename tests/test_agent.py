@@ -18,19 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import read_lines, store_root
-from tests.servers import free_port
+from tests.conftest import SOURCE_DATA_COLLECTOR, read_lines, store_root
+from tests.servers import free_port, wait_until_answering
 
-DEPLOYMENT = """\
-name: blue
-endpoint_name: my_endpoint
-data_collector:
-  collections:
-    model_inputs:
-      enabled: 'True'
-    model_outputs:
-      enabled: 'True'
-"""
+DEPLOYMENT = "name: blue\nendpoint_name: my_endpoint\n" + SOURCE_DATA_COLLECTOR
 
 
 class Agent:
@@ -59,15 +50,18 @@ class Agent:
             ],
             stderr=self.log,
         )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert self.proc.poll() is None and time.monotonic() < deadline, "agent did not start"
-            time.sleep(0.1)
+        try:
+            wait_until_answering(
+                f"http://127.0.0.1:{self.port}/",
+                self.proc,
+                healthy=lambda status: status == 200,
+                timeout=30,
+                what="agent",
+                log=tmp / "agent.log",
+            )
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -166,7 +160,6 @@ def post(agent: Agent, body: bytes, **headers: str) -> httpx.Response:
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 def test_two_worker_processes_land_every_accepted_post_once(tmp_path):
     running = Agent(tmp_path, workers=2)
     try:
@@ -256,35 +249,43 @@ header_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_si
 
 
 @pytest.mark.slow
-@settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(
-    body=st.binary(max_size=300),
-    ce_type=header_text,
-    ce_time=header_text,
-    request_id=header_text,
-    content_type=st.sampled_from(
-        ["application/json", "text/plain", "application/octet-stream", ""]
-    ),
-)
-def test_fuzzed_requests_never_crash_the_agent(
-    agent, body, ce_type, ce_time, request_id, content_type
-):
-    r = post(
-        agent,
-        body,
-        ce_type=ce_type,
-        ce_time=ce_time,
-        ce_x_request_id=request_id,
-        content_type=content_type,
+def test_fuzzed_requests_never_crash_the_agent(agent, tmp_path):
+    outside_before = set(tmp_path.parent.iterdir())
+
+    @settings(
+        max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
     )
-    assert r.status_code in (200, 400, 404, 413), r.text
-    assert "error" in r.json() or r.status_code == 200
-    assert agent.proc.poll() is None
-    # nothing is ever written outside the workspace's datastore folder
-    for path in agent.workspace.rglob("*"):
-        assert path.resolve().is_relative_to(agent.workspace.resolve())
+    @given(
+        body=st.binary(max_size=300),
+        ce_type=header_text,
+        ce_time=header_text,
+        request_id=header_text,
+        content_type=st.sampled_from(
+            ["application/json", "text/plain", "application/octet-stream", ""]
+        ),
+    )
+    def one_request(body, ce_type, ce_time, request_id, content_type):
+        r = post(
+            agent,
+            body,
+            ce_type=ce_type,
+            ce_time=ce_time,
+            ce_x_request_id=request_id,
+            content_type=content_type,
+        )
+        assert r.status_code in (200, 400, 404, 413), r.text
+        assert "error" in r.json() or r.status_code == 200
+        assert agent.proc.poll() is None
+
+    one_request()
+    assert agent.stop() == 0  # commits what it accepted
+    # Nothing was written outside the workspace's datastore (and its catalog and spool).
+    ws = agent.workspace
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and path.name not in ("deployment.yml", "agent.log"):
+            rel = path.relative_to(ws).as_posix()
+            assert rel.startswith(("datastores/", "spool/", "catalog.sqlite")), rel
+    assert set(tmp_path.parent.iterdir()) == outside_before
 
 
 @pytest.mark.parametrize(

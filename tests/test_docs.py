@@ -9,15 +9,13 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from modeltap.config import load_deployment, load_workspace
 from modeltap.errors import ConfigError
-from tests.servers import free_port
+from tests.servers import free_port, wait_until_answering
 
 ROOT = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
@@ -112,15 +110,13 @@ def test_readme_usage_serves_and_collects(tmp_path):
             stderr=log,
         )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, "server did not start"
-            time.sleep(0.2)
+        wait_until_answering(
+            f"http://127.0.0.1:{port}/",
+            server,
+            healthy=lambda status: status == 200,
+            log=tmp_path / "stderr",
+            interval=0.2,
+        )
         out = subprocess.run(
             curl_line.replace("localhost:5001", f"127.0.0.1:{port}"),
             shell=True,

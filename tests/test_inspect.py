@@ -6,10 +6,8 @@ Data is made by the real pipeline; records at chosen times are Records submitted
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -22,24 +20,13 @@ from modeltap.assets import Catalog
 from modeltap.errors import ConfigError
 from modeltap.read import NotFoundError
 from modeltap.record import BLOB, FRAME, Record
-from modeltap.storage.base import ObjectInfo, Storage
-from modeltap.storage.local import LocalStorage
 from modeltap.tabular import PANDAS_TYPE
 from tests.conftest import store_root
+from tests.helpers import MemoryStorage, flush, setup
 
 INPUTS = "ep-blue-model_inputs"
 PREFIX = "modelDataCollector/ep/blue/model_inputs"
 T0 = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
-
-
-def setup(workspace: Path, rate: str = "Hour", collections: Any = None) -> runtime.Runtime:
-    return modeltap.configure(
-        workspace=workspace,
-        endpoint="ep",
-        deployment="blue",
-        collections=collections or ["model_inputs", "model_outputs", "request"],
-        rolling_rate=rate,
-    )
 
 
 def submit(at: datetime, cid: str, rows: int = 1, collection: str = "model_inputs") -> None:
@@ -53,10 +40,6 @@ def submit(at: datetime, cid: str, rows: int = 1, collection: str = "model_input
         collect_data_type=PANDAS_TYPE,
     )
     runtime.current().pipeline.submit(record)
-
-
-def flush() -> None:
-    assert modeltap.flush(10)
 
 
 def series(start: datetime, count: int, step: timedelta, flush_every: int = 4) -> list[str]:
@@ -75,49 +58,6 @@ def series(start: datetime, count: int, step: timedelta, flush_every: int = 4) -
 
 def jsonl_files(workspace: Path, prefix: str = PREFIX) -> list[Path]:
     return sorted((store_root(workspace) / prefix).rglob("*.jsonl"))
-
-
-class CountingStorage(LocalStorage):
-    """A real local datastore that remembers what was listed and read."""
-
-    def __init__(self, root: Path, name: str = "workspaceblobstore"):
-        super().__init__(root, name)
-        self.listed: list[str] = []
-        self.got: list[str] = []
-
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        self.listed.append(prefix)
-        yield from super().list(prefix)
-
-    def get(self, path: str) -> bytes:
-        self.got.append(path)
-        return super().get(path)
-
-
-class MemoryStorage(Storage):
-    """An object store that is not a local folder: objects in a dict, in path order."""
-
-    def __init__(self, objects: dict[str, bytes]):
-        self.name = "memory"
-        self.objects = dict(sorted(objects.items()))
-
-    def put(self, path: str, data: bytes) -> None:
-        self.objects[path] = data
-
-    def get(self, path: str) -> bytes:
-        return self.objects[path]
-
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        for path, data in sorted(self.objects.items()):
-            if not prefix or path.startswith(prefix.rstrip("/") + "/"):
-                yield ObjectInfo(path, len(data))
-
-
-@pytest.fixture
-def counting(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> CountingStorage:
-    store = CountingStorage(store_root(workspace))
-    monkeypatch.setattr(read_source, "open_datastore", lambda name, settings, ws: store)
-    return store
 
 
 # -- summaries ------------------------------------------------------------------------------
@@ -258,12 +198,14 @@ def test_show_picks_versions_and_suggests_names(workspace):
     assert "\n" not in str(err.value)
 
 
-def test_progress_bar_runs(workspace, capsys):
+def test_progress_bar_runs(workspace, capsys, monkeypatch):
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich draws as on a terminal
     setup(workspace)
     series(T0, 8, timedelta(minutes=1), flush_every=1)
     [s] = [s for s in inspect.list_assets(workspace, progress=True) if s.asset.name == INPUTS]
     assert s.records == 8
     assert inspect.show_asset(INPUTS, workspace, progress=False).records == 8
+    assert "%" in capsys.readouterr().err  # rich drew the bar (a terminal, see above)
 
 
 # -- tail -----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import modeltap
 from modeltap import metrics, runtime, sampling
 from modeltap.pipeline import Counters
-from tests.servers import Process, free_port
+from tests.servers import Process, free_port, start_cli
 from tests.serving.server import Served
 
 SCORE = """
@@ -223,23 +223,13 @@ def test_serve_counts_what_it_collects_writes_and_samples_out(served):
 
 @pytest.fixture
 def agent(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    proc = Process(
-        [
-            "-m",
-            "modeltap.cli",
-            "agent",
-            "-f",
-            str(deployment_file(tmp_path, AGENT_DEPLOYMENT)),
-            "--workspace",
-            str(tmp_path / "ws"),
-            "--port",
-            str(port),
-        ],
+    proc, base = start_cli(
+        "agent",
+        deployment_file(tmp_path, AGENT_DEPLOYMENT),
+        tmp_path / "ws",
         tmp_path / "agent.log",
-        f"http://127.0.0.1:{port}/",
     )
-    yield f"http://127.0.0.1:{port}"
+    yield base
     assert proc.stop() == 0, proc.log_path.read_text()
 
 
@@ -261,32 +251,23 @@ def test_agent_counts_a_record_dropped_on_a_full_buffer(agent):
 
 @pytest.mark.slow
 def test_proxy_answers_its_own_metrics_path_and_forwards_metrics(tmp_path):
-    up_port, port = free_port(), free_port()
+    up_port = free_port()
     upstream = Process(
         ["-m", "uvicorn", "tests.serving.upstream_app:app", "--port", str(up_port)],
         tmp_path / "up.log",
         f"http://127.0.0.1:{up_port}/",
     )
     try:
-        proxy = Process(
-            [
-                "-m",
-                "modeltap.cli",
-                "proxy",
-                "--upstream",
-                f"http://127.0.0.1:{up_port}",
-                "-f",
-                str(deployment_file(tmp_path, PROXY_DEPLOYMENT)),
-                "--port",
-                str(port),
-                "--workspace",
-                str(tmp_path / "ws"),
-            ],
+        proxy, base = start_cli(
+            "proxy",
+            deployment_file(tmp_path, PROXY_DEPLOYMENT),
+            tmp_path / "ws",
             tmp_path / "proxy.log",
-            f"http://127.0.0.1:{port}/-/modeltap/health",
+            "--upstream",
+            f"http://127.0.0.1:{up_port}",
+            health="/-/modeltap/health",
         )
         try:
-            base = f"http://127.0.0.1:{port}"
             for i in range(3):
                 assert httpx.post(base + "/score", json={"i": i}).status_code == 200
             # /metrics belongs to the model server behind the proxy (and is logged).

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -27,24 +26,14 @@ from modeltap.errors import ConfigError, ModeltapError
 from modeltap.read import NotFoundError
 from modeltap.read._range import period, plan_prefixes, to_utc
 from modeltap.record import BLOB, FRAME, JSON, Record
-from modeltap.storage.base import ObjectInfo, Storage
 from modeltap.storage.local import LocalStorage
 from modeltap.tabular import PANDAS_TYPE
 from tests.conftest import read_lines, store_root
+from tests.helpers import MemoryStorage, flush, setup
 
 ASSET = "ep-blue-model_inputs"
 PREFIX = "modelDataCollector/ep/blue/model_inputs"
 T0 = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
-
-
-def setup(workspace: Path, rate: str = "Hour", collections: Any = None) -> runtime.Runtime:
-    return modeltap.configure(
-        workspace=workspace,
-        endpoint="ep",
-        deployment="blue",
-        collections=collections or ["model_inputs", "model_outputs", "request"],
-        rolling_rate=rate,
-    )
 
 
 def submit(rows: list[dict[str, Any]], at: datetime, cid: str, collection: str = "model_inputs"):
@@ -59,51 +48,6 @@ def submit(rows: list[dict[str, Any]], at: datetime, cid: str, collection: str =
     runtime.current().pipeline.submit(record)
 
 
-def flush() -> None:
-    assert modeltap.flush(10)
-
-
-class CountingStorage(LocalStorage):
-    """A real local datastore that remembers what was listed and read."""
-
-    def __init__(self, root: Path, name: str = "workspaceblobstore"):
-        super().__init__(root, name)
-        self.listed: list[str] = []
-        self.got: list[str] = []
-
-    def list(self, prefix: str = ""):
-        self.listed.append(prefix)
-        yield from super().list(prefix)
-
-    def get(self, path: str) -> bytes:
-        self.got.append(path)
-        return super().get(path)
-
-
-class MemoryStorage(Storage):
-    """A datastore that is not a local folder: objects in a dict, listed lazily, in path
-    order, as an object store pages through its listing."""
-
-    def __init__(self, objects: dict[str, bytes]):
-        self.name = "memory"
-        self.objects = dict(sorted(objects.items()))
-        self.listed: list[str] = []
-        self.yielded = 0
-
-    def put(self, path: str, data: bytes) -> None:
-        self.objects[path] = data
-
-    def get(self, path: str) -> bytes:
-        return self.objects[path]
-
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        self.listed.append(prefix)
-        for path, data in self.objects.items():
-            if not prefix or path.startswith(prefix.rstrip("/") + "/"):
-                self.yielded += 1
-                yield ObjectInfo(path, len(data))
-
-
 @pytest.fixture(autouse=True, params=["duckdb", "pyarrow"])
 def reader(request, monkeypatch) -> str:
     """Every test runs with both readers: DuckDB (made to read even the smallest
@@ -114,13 +58,6 @@ def reader(request, monkeypatch) -> str:
     else:
         monkeypatch.setattr(read_duck, "module", lambda: None)
     return str(request.param)
-
-
-@pytest.fixture
-def counting(workspace, monkeypatch) -> CountingStorage:
-    store = CountingStorage(store_root(workspace))
-    monkeypatch.setattr(read_source, "open_datastore", lambda name, settings, ws: store)
-    return store
 
 
 # -- rows ---------------------------------------------------------------------------------
@@ -554,12 +491,14 @@ def test_arrow_and_duckdb_engines(workspace):
     assert relation.df()["s"].tolist() == ["a", "b", "c"]
 
 
-def test_progress_bar_runs(workspace, capsys):
+def test_progress_bar_runs(workspace, capsys, monkeypatch):
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich draws as on a terminal
     setup(workspace)
     for hour in range(3):
         submit([{"x": hour}], T0 + timedelta(hours=hour), f"c{hour}")
     flush()
     assert read.load(ASSET, workspace=workspace, progress=True)["x"].tolist() == [0, 1, 2]
+    assert "%" in capsys.readouterr().err  # rich drew the bar (a terminal, see above)
 
 
 # -- join ---------------------------------------------------------------------------------

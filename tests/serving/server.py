@@ -14,9 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
-
-from tests.servers import free_port
+from tests.servers import free_port, wait_until_answering
 
 START_TIMEOUT = 30.0
 
@@ -59,19 +57,14 @@ class Served:
             raise
 
     def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(
-                    f"serve exited with {self.proc.returncode} before answering:\n{self.stderr()}"
-                )
-            try:
-                if httpx.get(self.base + "/", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"serve did not answer within {START_TIMEOUT:.0f} s:\n{self.stderr()}")
+        wait_until_answering(
+            self.base + "/",
+            self.proc,
+            healthy=lambda status: status == 200,
+            timeout=START_TIMEOUT,
+            what="serve",
+            log=self.stderr_path,
+        )
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")

@@ -30,7 +30,7 @@ import modeltap
 from modeltap import BasicCorrelationContext, CollectionDisabledError, Collector, ConfigError
 from modeltap.serving import ScoreScript, create_app
 from modeltap.serving.app import ENV_SCRIPT
-from tests.conftest import read_lines, store_root
+from tests.conftest import SOURCE_DEPLOYMENT, read_lines, store_root
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -52,22 +52,10 @@ def run(data):
     return output_df.to_dict(orient="records")
 """
 
-DEPLOYMENT = """\
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
-name: blue
-endpoint_name: my_endpoint
-model: azureml:iris_mlflow_model@latest
-environment:
-  image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04
-instance_type: Standard_F2s_v2
-instance_count: 1
-data_collector:
-  collections:
-    model_inputs:
-      enabled: 'True'
-    model_outputs:
-      enabled: 'True'
-"""
+# The source's example deployment without a scoring script: the app is the user's own.
+DEPLOYMENT = SOURCE_DEPLOYMENT.replace("  conda_file: model/conda.yaml\n", "").replace(
+    "code_configuration:\n  code: scripts\n  scoring_script: score.py\n", ""
+)
 
 
 class AppClient:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import read_lines, store_root
-from tests.servers import Process, free_port
+from tests.servers import start_cli
 
 SCORE = """
 import json
@@ -42,24 +42,13 @@ class Served:
         (tmp / "scripts" / "score.py").write_text(SCORE)
         (tmp / "deployment.yml").write_text(DEPLOYMENT)
         self.workspace = tmp / "ws"
-        port = free_port()
-        self.base = f"http://127.0.0.1:{port}"
-        self.server = Process(
-            [
-                "-m",
-                "modeltap.cli",
-                "serve",
-                "-f",
-                str(tmp / "deployment.yml"),
-                "--port",
-                str(port),
-                "--workspace",
-                str(self.workspace),
-                "--log-level",
-                "warning",
-            ],
+        self.server, self.base = start_cli(
+            "serve",
+            tmp / "deployment.yml",
+            self.workspace,
             tmp / "serve.log",
-            self.base + "/",
+            "--log-level",
+            "warning",
         )
 
     def lines(self, collection: str) -> list[dict]:

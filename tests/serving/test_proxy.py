@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import read_lines, store_root
-from tests.servers import Process, free_port
+from tests.servers import Process, free_port, start_cli
 
 DEPLOYMENT = """
 name: blue
@@ -42,25 +42,15 @@ def upstream(tmp_path) -> Iterator[str]:
 
 def start_proxy(tmp_path, upstream: str) -> tuple[Process, str]:
     (tmp_path / "deployment.yml").write_text(DEPLOYMENT)
-    port = free_port()
-    proc = Process(
-        [
-            "-m",
-            "modeltap.cli",
-            "proxy",
-            "--upstream",
-            upstream,
-            "-f",
-            str(tmp_path / "deployment.yml"),
-            "--port",
-            str(port),
-            "--workspace",
-            str(tmp_path / "ws"),
-        ],
+    return start_cli(
+        "proxy",
+        tmp_path / "deployment.yml",
+        tmp_path / "ws",
         tmp_path / "proxy.log",
-        f"http://127.0.0.1:{port}/-/modeltap/health",
+        "--upstream",
+        upstream,
+        health="/-/modeltap/health",
     )
-    return proc, f"http://127.0.0.1:{port}"
 
 
 @pytest.mark.slow

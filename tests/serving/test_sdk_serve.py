@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import SOURCE_DEPLOYMENT, read_lines, store_root
-from tests.servers import Process, free_port
+from tests.servers import Process, start_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,26 +67,14 @@ def serve(tmp_path: Path, score: str) -> tuple[Process, str]:
     (tmp_path / "scripts").mkdir()
     (tmp_path / "scripts" / "score.py").write_text(score)
     (tmp_path / "deployment.yml").write_text(DEPLOYMENT)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = Process(
-        [
-            "-m",
-            "modeltap.cli",
-            "serve",
-            "-f",
-            str(tmp_path / "deployment.yml"),
-            "--port",
-            str(port),
-            "--workspace",
-            str(tmp_path / "ws"),
-            "--log-level",
-            "warning",
-        ],
+    return start_cli(
+        "serve",
+        tmp_path / "deployment.yml",
+        tmp_path / "ws",
         tmp_path / "serve.log",
-        base + "/",
+        "--log-level",
+        "warning",
     )
-    return proc, base
 
 
 def score_requests(base: str, n: int) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import read_lines, store_root
+from tests.conftest import SOURCE_DEPLOYMENT, read_lines, store_root
 from tests.serving.server import Served
 
 pytestmark = pytest.mark.slow
@@ -69,27 +69,6 @@ SCORE_CUSTOM_ID = SCORE.replace(
     "    context = inputs_collector.collect(input_df, artificial_context)",
 )
 
-DEPLOYMENT = """\
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
-name: blue
-endpoint_name: my_endpoint
-model: {model}
-environment:
-  image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04
-  conda_file: model/conda.yaml
-code_configuration:
-  code: scripts
-  scoring_script: score.py
-instance_type: Standard_F2s_v2
-instance_count: 1
-data_collector:
-{rolling}  collections:
-    model_inputs:
-      enabled: 'True'
-    model_outputs:
-      enabled: 'True'
-"""
-
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 INSTANCE = re.compile(r"^(?P<writer>.+)-(?P<seq>\d{8})\.jsonl$")
 
@@ -103,9 +82,14 @@ def make_deployment(
 ) -> Path:
     (tmp_path / "scripts").mkdir()
     (tmp_path / "scripts" / "score.py").write_text(score)
-    rolling = f"  rolling_rate: {rolling_rate}\n" if rolling_rate else ""
+    text = SOURCE_DEPLOYMENT.replace(
+        "model: azureml:iris_mlflow_model@latest\n", f"model: {model}\n"
+    )
+    if rolling_rate:
+        rolling = f"data_collector:\n  rolling_rate: {rolling_rate}\n"
+        text = text.replace("data_collector:\n", rolling)
     file = tmp_path / "deployment.yml"
-    file.write_text(DEPLOYMENT.format(model=model, rolling=rolling))
+    file.write_text(text)
     return file
 
 
