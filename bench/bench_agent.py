@@ -85,7 +85,7 @@ def first_last_rows(paths: list[Path]) -> list[int | None]:
     return rows
 
 
-def agent_cmd(work: Path, ws: Path, port: int) -> list[str]:
+def agent_cmd(work: Path, ws: Path, port: int, workers: int = 1) -> list[str]:
     """`modeltap agent` on DEPLOYMENT (written to work/deployment.yml), workspace `ws`."""
     dep = work / "deployment.yml"
     dep.write_text(DEPLOYMENT)
@@ -100,6 +100,8 @@ def agent_cmd(work: Path, ws: Path, port: int) -> list[str]:
         str(ws),
         "--port",
         str(port),
+        "--workers",
+        str(workers),
     ]
 
 
@@ -131,7 +133,7 @@ def one_run(a, rep, shape, side, work, src, results, flags, pin0, pin1):
     out_file = work / f"received-{shape}-{rep}.jsonl"
     logf = work / f"server-{side}.log"
     if side == "modeltap":
-        cmd = [*pin1, *agent_cmd(work, ws, port)]
+        cmd = [*pin1, *agent_cmd(work, ws, port, a.agent_workers)]
         env = sc.child_env(src)
     else:
         out_file.write_bytes(b"")
@@ -268,7 +270,7 @@ def profile(a, work, src) -> str:
     for shape in a.profile_shapes.split(","):
         ws = work / f"ws-prof-{shape}"
         proc = subprocess.Popen(
-            agent_cmd(work, ws, a.port),
+            agent_cmd(work, ws, a.port, a.agent_workers),
             env=sc.child_env(src),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -435,6 +437,9 @@ def main(argv=None):
         help="on: server on CPU 1, loadgen on CPU 0 (default off)",
     )
     ap.add_argument("--port", type=int, default=50011)
+    ap.add_argument(
+        "--agent-workers", type=int, default=1, help="modeltap agent --workers (default 1)"
+    )
     ap.add_argument("--idle-limit", type=float, default=0.3)
     ap.add_argument("--idle-window", type=float, default=2.0)
     ap.add_argument("--idle-max", type=float, default=60.0)

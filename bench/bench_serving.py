@@ -14,9 +14,9 @@ Server configurations:
   mt-collect  modeltap serve on score_{trivial,pandas}_collect.py (the same answer, plus
               Collector("model_inputs"/"model_outputs").collect() of the input/output frames),
               deployment with model_inputs, model_outputs, request and response.
-  modeltap serve always runs with --log-level warning (no access log) and --no-agent (the
-  sidecar is only for azureml-ai-monitoring score.py files; these scripts use modeltap's own
-  Collector).
+  modeltap serve always runs with --log-level warning (no access log) and otherwise its
+  defaults: with request/response collections that includes its sidecar process, which
+  writes the payload records the workers relay to it (counted in the server's CPU).
 
 Scripts: the anchor's serving/score_trivial.py and score_pandas.py, body.json (112 B) and
 post.lua (wrk script that prints one RESULT json line).
@@ -172,7 +172,6 @@ class Server:
                 str(workers),
                 "--log-level",
                 "warning",
-                "--no-agent",
             ]
             self.env = sc.child_env(src)
         self.proc = None

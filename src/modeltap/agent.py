@@ -32,6 +32,8 @@ from modeltap.layout import validate_name
 from modeltap.metrics import METRICS_PATH, MetricsApp, watch
 from modeltap.record import JSON, Record
 from modeltap.runtime import Runtime
+from modeltap.serving.payload import record_call
+from modeltap.serving.relay import ENV_RELAY_SOCKET, Call, RelayReceiver
 
 __all__ = ["AGENT_PATH", "DEFAULT_MAX_BODY", "ENV_MAX_BODY", "AgentApp", "create_agent_app"]
 
@@ -51,16 +53,13 @@ _OWN_HEADERS = {
 }
 # pandas 3 reports its frame type by its public name; the line format uses the full one.
 _DATA_TYPES = {"pandas.DataFrame": "pandas.core.frame.DataFrame"}
-_ACCEPTED = b'{"status":"accepted"}'
+# An empty 200, as the SDK only reads the status: the response then leaves in one write.
 _ACCEPTED_START = {
     "type": "http.response.start",
     "status": 200,
-    "headers": [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(_ACCEPTED)).encode()),
-    ],
+    "headers": [(b"content-length", b"0")],
 }
-_ACCEPTED_BODY = {"type": "http.response.body", "body": _ACCEPTED}
+_ACCEPTED_BODY = {"type": "http.response.body", "body": b""}
 
 
 class Rejected(Exception):
@@ -73,9 +72,14 @@ class Rejected(Exception):
 class AgentApp:
     """A pure ASGI app. `runtime` supplies the enabled collections and the pipeline."""
 
-    def __init__(self, runtime: Runtime, max_body: int = DEFAULT_MAX_BODY):
+    def __init__(
+        self, runtime: Runtime, max_body: int = DEFAULT_MAX_BODY, relay_socket: str | None = None
+    ):
+        """relay_socket: also record the calls serve's workers relay there (serving/relay.py)."""
         self.runtime = runtime
         self.max_body = max_body
+        self.relay_socket = relay_socket
+        self._relay: RelayReceiver | None = None
         self._collections: dict[str, str] = {}  # ce-type header -> its enabled collection
         self.metrics = MetricsApp()
         watch(runtime)  # commit latencies, also for a runtime made without configure()
@@ -112,11 +116,18 @@ class AgentApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.relay_socket:
+                    self._relay = RelayReceiver(self.relay_socket, self._record_call)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._relay is not None:
+                    self._relay.close()
                 self.runtime.pipeline.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def _record_call(self, call: Call) -> None:
+        record_call(self.runtime, call)
 
     async def _body(self, receive: Receive, headers: dict[str, str]) -> bytes:
         declared = headers.get("content-length")
@@ -210,10 +221,8 @@ class AgentApp:
 
 
 def _headers(scope: Scope) -> dict[str, str]:
-    out = {}
-    for key, value in scope["headers"]:
-        out[key.decode("latin-1").lower()] = value.decode("latin-1")
-    return out
+    # ASGI servers hand header names over lowercased (the spec says so).
+    return {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
 
 
 def _time(value: str | None) -> float:
@@ -299,4 +308,5 @@ def create_agent_app() -> AgentApp:
     from modeltap import runtime
 
     max_body = int(os.environ.get(ENV_MAX_BODY) or DEFAULT_MAX_BODY)
-    return AgentApp(runtime.current(), max_body=max_body)
+    relay_socket = os.environ.get(ENV_RELAY_SOCKET) or None
+    return AgentApp(runtime.current(), max_body=max_body, relay_socket=relay_socket)

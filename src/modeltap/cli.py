@@ -136,7 +136,8 @@ def _run_server(app_factory: str, host: str, port: int, log_level: str, **option
     "with_agent",
     default=True,
     show_default=True,
-    help="Run the agent sidecar that the source platform's SDK posts to.",
+    help="Run the sidecar process: the agent the source platform's SDK posts to, which also "
+    "writes the workers' request/response records (durability memory).",
 )
 @_log_level_option("info")
 @_friendly_errors
@@ -180,13 +181,22 @@ def serve(
         err=True,
     )
     custom = sorted(name for name, c in settings.collections.items() if not c.is_payload)
+    # Payload records are made by the sidecar, off the scoring workers (serving/relay.py);
+    # with durability spool each worker spools its own before the next request.
+    relay = any(c.is_payload for c in settings.collections.values()) and (
+        settings.pipeline.durability == "memory"
+    )
     sidecar = None
-    if with_agent and custom:
+    if with_agent and (custom or relay):
+        from modeltap.serving.relay import ENV_RELAY_SOCKET
         from modeltap.serving.sidecar import AgentSidecar
 
-        sidecar = AgentSidecar(settings.file, ws_root, custom, agent_port)
+        sidecar = AgentSidecar(settings.file, ws_root, custom, agent_port, relay=relay)
         sidecar.start()
-        os.environ.update(sidecar.sdk_environment())
+        if custom:
+            os.environ.update(sidecar.sdk_environment())
+        if sidecar.relay_socket is not None:
+            os.environ[ENV_RELAY_SOCKET] = str(sidecar.relay_socket)
     try:
         _run_server("modeltap.serving.app:create_app", host, port, log_level, workers=workers)
     finally:
@@ -214,6 +224,13 @@ def serve(
     type=click.IntRange(1, 64),
     help="Receiving processes on the one port; each has its own writer, spool and instance ids.",
 )
+@click.option(
+    "--relay-socket",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also take the calls that `modeltap serve` workers log, on this Unix socket "
+    "(serve sets this up for its sidecar).",
+)
 @_friendly_errors
 def agent(
     deployment_file: Path,
@@ -223,6 +240,7 @@ def agent(
     log_level: str,
     max_body: int,
     workers: int,
+    relay_socket: Path | None,
 ) -> None:
     """Receive what the azureml-ai-monitoring SDK sends, and store it.
 
@@ -232,9 +250,13 @@ def agent(
       AZUREML_MDC_ENABLED=true python my_app.py   # uses azureml.ai.monitoring.Collector
     """
     from modeltap.agent import ENV_MAX_BODY
+    from modeltap.serving.relay import ENV_RELAY_SOCKET
 
+    if relay_socket is not None and workers > 1:
+        raise click.UsageError("--relay-socket takes one receiving process: use --workers 1")
     settings, _ = _load(deployment_file, workspace)
     os.environ[ENV_MAX_BODY] = str(max_body)
+    os.environ[ENV_RELAY_SOCKET] = str(relay_socket) if relay_socket else ""
     click.echo(
         f"modeltap: agent for {settings.endpoint}/{settings.deployment} on "
         f"http://{host}:{port}/modeldata/log with {workers} worker(s); collections: "
@@ -247,6 +269,7 @@ def agent(
         port,
         log_level,
         access_log=False,
+        proxy_headers=False,  # nothing here uses the client's address
         workers=workers,
     )
 

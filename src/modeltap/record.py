@@ -6,6 +6,7 @@ serialized later, on the writer thread, in batches (see `encode_lines`).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ __all__ = [
     "Record",
     "encode_lines",
     "format_time",
+    "json_line",
     "no_line_breaks",
 ]
 
@@ -50,6 +52,7 @@ class Record:
         "extra",
         "id",
         "kind",
+        "line",
         "model_version",
         "time",
         "xrequest_id",
@@ -83,6 +86,7 @@ class Record:
         self.content_type = content_type
         self.extra = extra
         self.id = id  # made on the writer when None: one uuid4 less on the request path
+        self.line: bytes | None = None  # its JSON line, when encoded before the writer
 
     def __repr__(self) -> str:
         return (
@@ -136,7 +140,10 @@ def encode_lines(records: Iterable[Record], source: str, *, merge: bool = True) 
     with their rows concatenated (R4.5); records with different ids are never merged.
     """
     records = list(records)
-    datas = _data_bytes(records)
+    datas = _data_bytes([r for r in records if r.line is None])
+    if len(datas) < len(records):  # some came encoded: line up the data of the others
+        it = iter(datas)
+        datas = [next(it) if r.line is None else b"" for r in records]
     groups: dict[str, list[int]] = {}
     order: list[list[int]] = []
     for i, r in enumerate(records):
@@ -155,9 +162,19 @@ def encode_lines(records: Iterable[Record], source: str, *, merge: bool = True) 
     for group in order:
         yield_gil()
         first = records[group[0]]
+        if first.line is not None:  # only JSON records come encoded; they never merge
+            lines.append(first.line)
+            continue
         data = datas[group[0]] if len(group) == 1 else _merge_arrays([datas[i] for i in group])
         lines.append(_line(first, data, source))
     return lines
+
+
+def json_line(record: Record, source: str) -> bytes:
+    """The line of one JSON record (its data is already JSON): no writer work needed."""
+    if record.kind != JSON:
+        raise ValueError(f"json_line takes a JSON record, got kind {record.kind!r}")
+    return _line(record, record.data, source)
 
 
 # The line's fields, in the order the source writes them (SPEC R4.2).
@@ -225,37 +242,53 @@ def _line(r: Record, data: bytes, source: str) -> bytes:
         tail = b',"contentrange":"bytes 0-%d/%d"' % (max(n - 1, 0), n)
     cid = r.correlation_id
     enc_cid = no_line_breaks(orjson.dumps(cid))
-    head = b"".join(
+    return b"".join(
         (
             b'{"specversion":"1.0","id":',
             no_line_breaks(orjson.dumps(r.id)) if r.id is not None else _new_id(),
-            b',"source":',
-            _enc(source),
-            b',"type":',
-            _enc("azureml.inference." + r.collection),
-            b',"datacontenttype":',
-            _enc(r.content_type),
-            b',"time":"',
+            _head(source, r.collection, r.content_type),
             format_time(r.time).encode(),
             b'","data":',
-        )
-    )
-    mid = b"".join(
-        (
+            data,
             b',"correlationid":',
             enc_cid,
             b',"xrequestid":',
             enc_cid if r.xrequest_id == cid else no_line_breaks(orjson.dumps(r.xrequest_id)),
-            b',"modelversion":',
-            _enc(r.model_version),
-            b""
-            if r.collect_data_type is None
-            else b',"collectdatatype":' + _enc(r.collect_data_type),
-            b',"agent":',
-            _enc(r.agent),
+            _middle(r.model_version, r.collect_data_type, r.agent),
+            tail,
+            b"}\n",
         )
     )
-    return b"".join((head, data, mid, tail, b"}\n"))
+
+
+@functools.lru_cache(maxsize=256)  # values come from requests: bounded
+def _head(source: str, collection: str, content_type: str) -> bytes:
+    """The envelope from the id to the time, for the few (source, collection, type) there are."""
+    return b"".join(
+        (
+            b',"source":',
+            _enc(source),
+            b',"type":',
+            _enc("azureml.inference." + collection),
+            b',"datacontenttype":',
+            _enc(content_type),
+            b',"time":"',
+        )
+    )
+
+
+@functools.lru_cache(maxsize=256)  # values come from requests: bounded
+def _middle(model_version: str, collect_data_type: str | None, agent: str) -> bytes:
+    """The envelope after the correlation ids, up to the content range."""
+    return b"".join(
+        (
+            b',"modelversion":',
+            _enc(model_version),
+            b"" if collect_data_type is None else b',"collectdatatype":' + _enc(collect_data_type),
+            b',"agent":',
+            _enc(agent),
+        )
+    )
 
 
 def _line_dict(r: Record, data: bytes, source: str) -> bytes:

@@ -27,6 +27,7 @@ from modeltap import runtime
 from modeltap.context import current_request_id, new_id
 from modeltap.metrics import METRICS_PATH, MetricsApp
 from modeltap.serving.payload import SCOPE_REQUEST_ID, PayloadLogger
+from modeltap.serving.relay import ENV_RELAY_SOCKET
 from modeltap.serving.scoring import ScoreScript
 from modeltap.tabular import dumps
 
@@ -132,7 +133,13 @@ def create_app(script: ScoreScript | None = None, *, configure: bool = True) -> 
             )
 
     return Starlette(
-        middleware=[Middleware(PayloadLogger, paths=("/score",))],
+        middleware=[
+            Middleware(
+                PayloadLogger,
+                paths=("/score",),
+                relay_socket=os.environ.get(ENV_RELAY_SOCKET) or None,
+            )
+        ],
         routes=[
             Route("/", health, methods=["GET"]),
             Route("/score", health, methods=["GET"]),

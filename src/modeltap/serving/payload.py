@@ -31,8 +31,9 @@ from modeltap import runtime, sampling
 from modeltap.context import new_id
 from modeltap.errors import CollectionDisabledError, ModeltapError
 from modeltap.record import BLOB, JSON, Record
+from modeltap.serving.relay import Call, RelaySender
 
-__all__ = ["DEFAULT_BLOB_THRESHOLD", "SCOPE_REQUEST_ID", "PayloadLogger"]
+__all__ = ["DEFAULT_BLOB_THRESHOLD", "SCOPE_REQUEST_ID", "PayloadLogger", "record_call"]
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +84,22 @@ class PayloadLogger:
         skip: tuple[str, ...] = (),
         blob_threshold: int | None = None,
         get_runtime: Callable[[], runtime.Runtime] = runtime.current,
+        relay_socket: str | None = None,
     ) -> None:
+        """relay_socket: the sidecar's payload relay (serve sets ENV_RELAY_SOCKET); calls
+        are recorded in this process when it is None or cannot take them."""
         self.app = app
         self.paths = paths  # None: every path
         self.skip = skip
         self.blob_threshold = blob_threshold  # None: the deployment's setting
         self.get_runtime = get_runtime
+        self.relay_socket = relay_socket
+        self._relay: RelaySender | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, self._on_shutdown(receive), send)
+            return
         if (
             scope["type"] != "http"
             or (self.paths is not None and scope["path"] not in self.paths)
@@ -137,17 +146,18 @@ class PayloadLogger:
                     response["done"] = True
             await send(message)
 
-        error: BaseException | None = None
+        error: str | None = None
         try:
             await self.app(scope, receive_copy, send_copy)
         except BaseException as exc:
-            error = exc
+            error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            latency_ms = round((time.monotonic() - started) * 1000, 3)
+            if error is None and not response["done"]:
+                error = "response incomplete (client disconnected)"
             try:
                 self._record(
-                    rt, scope, request_id, request_body, response_body, response, latency_ms, error
+                    rt, scope, request_id, request_body, response_body, response, started, error
                 )
             except Exception:  # logging must never break serving
                 log.exception("payload logging failed for request %s", request_id)
@@ -160,81 +170,122 @@ class PayloadLogger:
         request_body: _Body,
         response_body: _Body,
         response: dict[str, Any],
-        latency_ms: float,
-        error: BaseException | None,
+        started: float,
+        error: str | None,
     ) -> None:
-        names = rt.deployment.collections
         if not sampling.keep(request_id, rt.deployment.sampling_rate):
             for name in ("request", "response"):
-                if name in names:
+                if name in rt.deployment.collections:
                     rt.pipeline.count_sampled_out()
             request_body.close()
             response_body.close()
             return
-        path = scope["path"] + (
-            "?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else ""
+        query = scope.get("query_string")
+        request_raw, response_raw = request_body.small(), response_body.small()
+        call = Call(
+            request_id,
+            time.time(),
+            scope["path"] + ("?" + query.decode("latin-1") if query else ""),
+            scope["method"],
+            _header(scope["headers"], b"content-type"),
+            response["status"],
+            response["content_type"],
+            round((time.monotonic() - started) * 1000, 3),
+            error,
+            b"" if request_raw is None else request_raw,
+            b"" if response_raw is None else response_raw,
         )
-        common = {"path": path, "method": scope["method"]}
-        now = time.time()
-        if "request" in names:
-            content_type = _header(scope["headers"], b"content-type")
-            self._submit(rt, "request", request_body, content_type, request_id, now, common)
+        if request_raw is None or response_raw is None:  # a body waits on disk: record here
+            record_call(rt, call, request_body.file, response_body.file)
+            return
+        relay = self._relay
+        if relay is None and self.relay_socket and rt.deployment.pipeline.durability == "memory":
+            relay = self._relay = RelaySender(self.relay_socket, self._record_here)
+        if relay is not None:
+            relay.add(call)
         else:
-            request_body.close()
-        if "response" in names:
-            status = response["status"] if response["status"] is not None else 500
-            extra = {**common, "statuscode": status, "latencyms": latency_ms}
-            if error is not None:
-                extra["error"] = f"{type(error).__name__}: {error}"
-            elif not response["done"]:
-                extra["error"] = "response incomplete (client disconnected)"
-            self._submit(
-                rt, "response", response_body, response["content_type"], request_id, now, extra
-            )
-        else:
-            response_body.close()
+            record_call(rt, call)
 
-    def _submit(
-        self,
-        rt: runtime.Runtime,
-        collection: str,
-        body: _Body,
-        content_type: str,
-        request_id: str,
-        now: float,
-        extra: dict[str, Any],
-    ) -> None:
-        media = content_type.split(";")[0].strip().lower() or "application/octet-stream"
-        kind, data = BLOB, body.file  # type: tuple[str, IO[bytes] | bytes | None]
-        size = 256
-        raw = body.small()
-        if raw is not None:
-            data, kind = raw, BLOB
-            if not raw:  # no body (a GET, a 204): nothing to store
-                data, kind = b"null", JSON
-                extra = {**extra, "contentrange": "bytes */0"}
-            if media == "application/json" or media.endswith("+json"):
-                encoded = _json_or_none(raw)
-                if encoded is not None:
-                    data, kind = encoded, JSON
-            if kind == BLOB and (media.startswith("text/") or media == "application/json"):
-                data, kind = orjson.dumps(raw.decode("utf-8", "replace")), JSON
-            size += len(raw)
-        record = Record(
-            collection,
-            data,
-            kind=kind,
-            correlation_id=request_id,
-            time_=now,
-            content_type=media,
-            collect_data_type=None,
-            extra=extra,
-        )
-        try:
-            rt.pipeline.submit(record, size)
-        except ModeltapError as exc:  # counted by the pipeline; serving goes on
-            body.close()
-            log.warning("payload of %s not recorded: %s", request_id, exc)
+    def _record_here(self, call: Call) -> None:
+        record_call(self.get_runtime(), call)
+
+    def _on_shutdown(self, receive: Receive) -> Receive:
+        """Lifespan: hand over the relay's last calls before the app stops collection."""
+
+        async def receive_lifespan() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown" and self._relay is not None:
+                relay, self._relay = self._relay, None
+                relay.close()
+            return message
+
+        return receive_lifespan
+
+
+def record_call(
+    rt: runtime.Runtime,
+    call: Call,
+    request_file: IO[bytes] | None = None,
+    response_file: IO[bytes] | None = None,
+) -> None:
+    """Submit the request and response Records of a call (sampling already decided).
+    A body given as a file (it was over the threshold) is stored as its own object."""
+    names = rt.deployment.collections
+    common: dict[str, Any] = {"path": call.path, "method": call.method}
+    if "request" in names:
+        _submit(rt, "request", call.request_body, request_file, call.request_type, call, common)
+    elif request_file is not None:
+        request_file.close()
+    if "response" in names:
+        status = call.status if call.status is not None else 500
+        extra = {**common, "statuscode": status, "latencyms": call.latency_ms}
+        if call.error is not None:
+            extra["error"] = call.error
+        _submit(rt, "response", call.response_body, response_file, call.response_type, call, extra)
+    elif response_file is not None:
+        response_file.close()
+
+
+def _submit(
+    rt: runtime.Runtime,
+    collection: str,
+    raw: bytes,
+    file: IO[bytes] | None,
+    content_type: str,
+    call: Call,
+    extra: dict[str, Any],
+) -> None:
+    media = content_type.split(";")[0].strip().lower() or "application/octet-stream"
+    kind, data = BLOB, file  # type: tuple[str, IO[bytes] | bytes | None]
+    size = 256
+    if file is None:
+        data, kind = raw, BLOB
+        if not raw:  # no body (a GET, a 204): nothing to store
+            data, kind = b"null", JSON
+            extra = {**extra, "contentrange": "bytes */0"}
+        if media == "application/json" or media.endswith("+json"):
+            encoded = _json_or_none(raw)
+            if encoded is not None:
+                data, kind = encoded, JSON
+        if kind == BLOB and (media.startswith("text/") or media == "application/json"):
+            data, kind = orjson.dumps(raw.decode("utf-8", "replace")), JSON
+        size += len(raw)
+    record = Record(
+        collection,
+        data,
+        kind=kind,
+        correlation_id=call.request_id,
+        time_=call.time,
+        content_type=media,
+        collect_data_type=None,
+        extra=extra,
+    )
+    try:
+        rt.pipeline.submit(record, size)
+    except ModeltapError as exc:  # counted by the pipeline; serving goes on
+        if file is not None:
+            file.close()
+        log.warning("payload of %s not recorded: %s", call.request_id, exc)
 
 
 def _request_id(scope: Scope) -> str:

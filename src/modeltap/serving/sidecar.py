@@ -4,6 +4,8 @@ A score.py written for the source platform's SDK posts its records to an agent o
 HTTP. `serve` runs one agent process beside the scoring workers (as the platform
 does, so receiving never competes with scoring for the interpreter lock) and sets
 the environment that SDK reads: AZUREML_MDC_CONFIG_PATH, _HOST and _PORT.
+With `relay`, the agent also takes the workers' logged calls over a Unix socket and
+writes their request/response records (see relay.py).
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ def free_port() -> int:
 
 class AgentSidecar:
     def __init__(
-        self, deployment_file: Path | None, workspace: Path, collections: list[str], port: int = 0
+        self,
+        deployment_file: Path | None,
+        workspace: Path,
+        collections: list[str],
+        port: int = 0,
+        relay: bool = False,
     ):
         self.deployment_file = deployment_file
         self.workspace = workspace
@@ -40,6 +47,7 @@ class AgentSidecar:
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self._dir = Path(tempfile.mkdtemp(prefix="modeltap-agent-"))
+        self.relay_socket = self._dir / "relay.sock" if relay else None
 
     def sdk_environment(self) -> dict[str, str]:
         # Sampling is done by the agent from the correlation id, so the SDK keeps 100%.
@@ -69,6 +77,8 @@ class AgentSidecar:
             "--port",
             str(self.port),
         ]
+        if self.relay_socket is not None:
+            cmd += ["--relay-socket", str(self.relay_socket)]
         self.proc = subprocess.Popen(cmd)
         url = f"http://127.0.0.1:{self.port}/"
         deadline = time.monotonic() + timeout
