@@ -10,9 +10,22 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
+import modeltap
+from modeltap import BasicCorrelationContext, Collector, runtime
 from modeltap.record import FRAME, Record, encode_lines
-from modeltap.tabular import PANDAS_TYPE, PYARROW_TYPE, encode_frames, snapshot
+from modeltap.tabular import (
+    PANDAS_TYPE,
+    PYARROW_TYPE,
+    SMALL_CELLS,
+    encode_frames,
+    encode_small,
+    snapshot,
+)
+from tests.conftest import read_lines, store_root
 
 
 def rows(df) -> list:
@@ -340,3 +353,70 @@ def test_many_frames_of_one_schema_keep_their_rows():
             assert data == [{"other": f"o{i}"}]
         else:
             assert data == [{"i": i, "s": str(i)}] * (i % 3)
+
+
+# --- small frames encoded by collect() itself --------------------------------------------
+
+_DTYPES = st.sampled_from(
+    ["int8", "int16", "int32", "int64", "uint8", "uint64", "float16", "float32", "float64", "bool"]
+)
+
+
+@st.composite
+def small_frames(draw):
+    n = draw(st.integers(0, 12))
+    names = draw(st.lists(st.text(max_size=8), min_size=1, max_size=5, unique=True))
+    columns = {}
+    for name in names:
+        dtype = np.dtype(draw(_DTYPES))
+        columns[name] = draw(hnp.arrays(dtype, n))  # NaN, inf, extremes included
+    return pd.DataFrame(columns)
+
+
+@given(small_frames())
+@settings(max_examples=300, deadline=None)
+def test_small_frames_encode_exactly_as_the_writer_does(df):
+    assert encode_small(df) == encode_frames([snapshot(df)[0]])[0]
+
+
+@pytest.mark.parametrize(
+    "df",
+    [
+        pd.DataFrame({"a": ["x", "y"]}),  # strings
+        pd.DataFrame({"a": [1, None]}, dtype="Int64"),  # nullable
+        pd.DataFrame({"t": pd.to_datetime(["2026-01-01"])}),
+        pd.DataFrame({"c": pd.Categorical(["u"])}),
+        pd.DataFrame({"o": [{"k": 1}]}),  # objects
+        pd.DataFrame({1: [1.0]}),  # a name that is not a str
+        pd.DataFrame([[1, 2]], columns=["a", "a"]),  # duplicates: snapshot() names them
+        pd.DataFrame(index=[0, 1]),  # rows without columns
+        pd.DataFrame({"a": range(SMALL_CELLS + 1)}),  # large: the writer batches it
+    ],
+    ids=[
+        "str",
+        "nullable",
+        "datetime",
+        "categorical",
+        "object",
+        "int-name",
+        "dupes",
+        "no-cols",
+        "large",
+    ],
+)
+def test_other_frames_keep_the_snapshot(df):
+    assert encode_small(df) is None
+
+
+def test_collect_merges_encoded_rows_of_one_id(tmp_path):
+    runtime.configure(
+        workspace=tmp_path / "ws", endpoint="ep", deployment="blue", collections=["model_inputs"]
+    )
+    collector = Collector(name="model_inputs")
+    ctx = BasicCorrelationContext(id="one")
+    collector.collect(pd.DataFrame({"a": [1, 2]}), ctx)  # encoded by collect()
+    collector.collect(pd.DataFrame({"a": ["three"]}), ctx)  # a snapshot, encoded later
+    modeltap.shutdown()
+    [line] = read_lines(store_root(tmp_path / "ws"), "model_inputs")
+    assert line["data"] == [{"a": 1}, {"a": 2}, {"a": "three"}]
+    assert line["collectdatatype"] == PANDAS_TYPE

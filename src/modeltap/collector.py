@@ -67,7 +67,11 @@ class Collector:
             request_id = current_request_id.get()
             ctx = BasicCorrelationContext(id=request_id)
         try:
-            snap, data_type = tabular.snapshot(data)
+            encoded = tabular.encode_small(data)
+            if encoded is None:
+                snap, data_type = tabular.snapshot(data)
+            else:
+                snap, data_type = encoded, tabular.PANDAS_TYPE
             rt = runtime.current()
             if not rt.collection_enabled(self.name):
                 raise CollectionDisabledError(
@@ -80,7 +84,6 @@ class Collector:
             if not sampling.keep(cid, rt.deployment.sampling_rate):
                 rt.pipeline.count_sampled_out()
                 return ctx
-            rows, cols = _shape(snap)
             record = Record(
                 self.name,
                 snap,
@@ -89,7 +92,7 @@ class Collector:
                 collect_data_type=data_type,
                 model_version=rt.deployment.model_version,
             )
-            rt.pipeline.submit(record, 64 + rows * max(cols, 1) * 16)
+            rt.pipeline.submit(record, _size(snap))
         except BufferFullError as exc:
             # Counted by the pipeline. Raised into run() only when the user chose "raise".
             if self.on_error is not None:
@@ -119,11 +122,13 @@ def _warn_drop(exc: Exception) -> None:
         log.warning("modeltap: %s (see modeltap.stats()['dropped'])", exc)
 
 
-def _shape(snap: Any) -> tuple[int, int]:
+def _size(snap: Any) -> int:
+    """Bytes the record is reckoned at in the buffer (its rows, estimated until encoded)."""
+    if type(snap) is bytes:
+        return 64 + len(snap)
     shape = getattr(snap, "shape", None)
-    if shape is not None and len(shape) == 2:
-        return int(shape[0]), int(shape[1])
-    return 1, 1
+    rows, cols = (int(shape[0]), int(shape[1])) if shape is not None and len(shape) == 2 else (1, 1)
+    return 64 + rows * max(cols, 1) * 16
 
 
 def _reset_for_tests() -> None:

@@ -111,7 +111,9 @@ def format_time(epoch_seconds: float) -> str:
 
 def _data_bytes(records: Sequence[Record]) -> list[bytes]:
     out: list[bytes | None] = [None] * len(records)
-    frames = [i for i, r in enumerate(records) if r.kind == FRAME]
+    # A FRAME record's data is a snapshot, or its rows already encoded by collect()
+    # (tabular.encode_small); either way its rows merge with others of its id.
+    frames = [i for i, r in enumerate(records) if r.kind == FRAME and type(r.data) is not bytes]
     if frames:
         from modeltap import tabular  # imports pandas; only the writer needs it
 
@@ -120,7 +122,7 @@ def _data_bytes(records: Sequence[Record]) -> list[bytes]:
         ):
             out[i] = data
     for i, r in enumerate(records):
-        if r.kind == JSON:
+        if r.kind == JSON or (r.kind == FRAME and type(r.data) is bytes):
             out[i] = r.data
     if any(d is None for d in out):
         kinds = sorted({r.kind for r in records} - {FRAME, JSON})

@@ -25,9 +25,7 @@ try:
     import pyarrow.compute as pc
     import pyarrow.json as pj
 except ImportError as exc:  # pragma: no cover - depends on the install
-    raise ImportError(
-        "reading collected data needs pyarrow: pip install pyarrow"
-    ) from exc
+    raise ImportError("reading collected data needs pyarrow: pip install pyarrow") from exc
 
 __all__ = ["ENVELOPE", "TIME_TYPE", "Parser", "Part", "times_of"]
 
