@@ -36,7 +36,7 @@ from modeltap.errors import (
     ObjectExistsError,
 )
 from modeltap.layout import RollingRate, WriterId, partition
-from modeltap.record import BLOB, JSON, Record, encode_lines, json_line
+from modeltap.record import BLOB, FRAME, JSON, Record, encode_lines, json_line
 from modeltap.spool import Segment, Spool
 from modeltap.storage.base import Storage
 
@@ -139,9 +139,9 @@ class Pipeline:
         if self._durable:
             self._submit_to_spool(record)
             return
-        if record.kind == JSON:
-            # Cheap to encode here, and then the writer holds the interpreter lock only
-            # a moment per batch instead of taking turns with the caller's event loop.
+        if type(record.data) is bytes and record.kind in (JSON, FRAME):
+            # Cheap to make the line here, and then the writer holds the interpreter lock
+            # only a moment per batch instead of taking turns with the caller's event loop.
             route = self.routes.get(record.collection)
             if route is not None:
                 with contextlib.suppress(Exception):  # the writer reports it as before

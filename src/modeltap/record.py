@@ -142,10 +142,7 @@ def encode_lines(records: Iterable[Record], source: str, *, merge: bool = True) 
     with their rows concatenated (R4.5); records with different ids are never merged.
     """
     records = list(records)
-    datas = _data_bytes([r for r in records if r.line is None])
-    if len(datas) < len(records):  # some came encoded: line up the data of the others
-        it = iter(datas)
-        datas = [next(it) if r.line is None else b"" for r in records]
+    datas = _data_bytes(records)  # no work for data that is bytes already
     groups: dict[str, list[int]] = {}
     order: list[list[int]] = []
     for i, r in enumerate(records):
@@ -164,7 +161,7 @@ def encode_lines(records: Iterable[Record], source: str, *, merge: bool = True) 
     for group in order:
         yield_gil()
         first = records[group[0]]
-        if first.line is not None:  # only JSON records come encoded; they never merge
+        if first.line is not None and len(group) == 1:  # a merged group is made anew
             lines.append(first.line)
             continue
         data = datas[group[0]] if len(group) == 1 else _merge_arrays([datas[i] for i in group])
@@ -173,9 +170,11 @@ def encode_lines(records: Iterable[Record], source: str, *, merge: bool = True) 
 
 
 def json_line(record: Record, source: str) -> bytes:
-    """The line of one JSON record (its data is already JSON): no writer work needed."""
-    if record.kind != JSON:
-        raise ValueError(f"json_line takes a JSON record, got kind {record.kind!r}")
+    """The line of a record whose data is JSON bytes already (a JSON record, or a FRAME
+    whose rows collect() encoded), made without the writer. A FRAME line is used as it
+    is unless another record of its id merges with it."""
+    if type(record.data) is not bytes or record.kind not in (JSON, FRAME):
+        raise ValueError(f"json_line takes JSON bytes, got a {record.kind} record")
     return _line(record, record.data, source)
 
 

@@ -208,6 +208,20 @@ def _sidecar(serve_pid: int) -> int:
     raise AssertionError("no sidecar with --relay-socket under modeltap serve")
 
 
+def _wait_gone(pid: int, timeout: float = 10.0) -> None:
+    """Until pid has exited (a zombie: its parent has not reaped it yet) or is gone."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return
+        if state in ("Z", "X"):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} still runs {timeout} s after SIGKILL")
+
+
 @pytest.fixture
 def served(tmp_path: Path):
     (tmp_path / "scripts").mkdir()
@@ -239,7 +253,9 @@ def test_serve_keeps_recording_when_its_sidecar_dies(served):
     server, base, ws = served
     with httpx.Client(base_url=base) as client:
         client.post("/score", json={"warm": 1})
-        os.kill(_sidecar(server.proc.pid), signal.SIGKILL)  # its unwritten records go with it
+        sidecar = _sidecar(server.proc.pid)
+        os.kill(sidecar, signal.SIGKILL)  # its unwritten records go with it
+        _wait_gone(sidecar)  # what reaches it before its socket closes is lost with it
         after = []
         for i in range(200):
             r = client.post("/score", json={"i": i}, headers={"x-request-id": f"after-{i}"})

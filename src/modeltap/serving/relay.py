@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 ENV_RELAY_SOCKET = "MODELTAP_RELAY_SOCKET"
 # Unix datagrams must fit the sender's socket buffer (208 KB by default): keep well under.
 MAX_DATAGRAM = 64 * 1024
-FLUSH_DELAY = 0.002  # seconds a frame may wait for others to share its datagram
+FLUSH_DELAY = 0.0005  # s a frame waits for others; 0, 2 and 20 ms measured worse (p99, req/s)
 _RETRY_AFTER = 1.0  # seconds without relaying after the socket failed (not just busy)
 
 
