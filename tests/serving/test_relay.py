@@ -21,6 +21,7 @@ from modeltap.serving.payload import record_call
 from modeltap.serving.relay import MAX_DATAGRAM, Call, RelayReceiver, RelaySender, decode, encode
 from tests.conftest import read_lines, store_root
 from tests.servers import start_cli
+from tests.serving.test_payload import DEPLOYMENT  # request and response, flush_interval 60
 
 calls = st.builds(
     Call,
@@ -127,39 +128,38 @@ def test_no_sidecar_means_the_worker_records_every_call(socket_path, caplog):
     assert str(socket_path) in warnings[0].getMessage()
 
 
-def test_a_busy_sidecar_costs_nothing(socket_path):
-    # A receiver that reads nothing: its queue fills, and the rest stays with the worker.
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    listener.bind(str(socket_path))
-    try:
-        kept: list[Call] = []
-        sender = RelaySender(str(socket_path), kept.append)
-        batch = [_call(i, size=4000) for i in range(400)]
-        asyncio.run(_send_all(sender, batch))
-        listener.setblocking(False)
-        relayed: list[Call] = []
-        while True:
-            try:
-                relayed.extend(decode(listener.recv(MAX_DATAGRAM + 1)))
-            except BlockingIOError:
-                break
-    finally:
-        listener.close()
+@pytest.fixture
+def listener(socket_path: Path) -> Iterator[socket.socket]:
+    """A sidecar that reads nothing unless the test does."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(socket_path))
+    yield sock
+    sock.close()
+
+
+def test_a_busy_sidecar_costs_nothing(socket_path, listener):
+    # Its queue fills, and the rest stays with the worker.
+    kept: list[Call] = []
+    sender = RelaySender(str(socket_path), kept.append)
+    batch = [_call(i, size=4000) for i in range(400)]
+    asyncio.run(_send_all(sender, batch))
+    listener.setblocking(False)
+    relayed: list[Call] = []
+    while True:
+        try:
+            relayed.extend(decode(listener.recv(MAX_DATAGRAM + 1)))
+        except BlockingIOError:
+            break
     assert kept, "the queue never filled: the test proves nothing"
     assert len(relayed) == sender.relayed
     assert sorted(c.request_id for c in relayed + kept) == sorted(c.request_id for c in batch)
 
 
-def test_a_call_too_big_for_a_datagram_stays_with_the_worker(socket_path):
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    listener.bind(str(socket_path))
-    try:
-        kept: list[Call] = []
-        sender = RelaySender(str(socket_path), kept.append)
-        big = _call(1, size=MAX_DATAGRAM)
-        asyncio.run(_send_all(sender, [big]))
-    finally:
-        listener.close()
+def test_a_call_too_big_for_a_datagram_stays_with_the_worker(socket_path, listener):
+    kept: list[Call] = []
+    sender = RelaySender(str(socket_path), kept.append)
+    big = _call(1, size=MAX_DATAGRAM)
+    asyncio.run(_send_all(sender, [big]))
     assert kept == [big] and sender.relayed == 0
 
 
@@ -173,17 +173,6 @@ def init():
 
 def run(data):
     return {"pid": os.getpid()}
-"""
-
-DEPLOYMENT = """
-name: blue
-endpoint_name: ep
-code_configuration: {code: scripts, scoring_script: score.py}
-data_collector:
-  collections:
-    request: {enabled: 'True'}
-    response: {enabled: 'True'}
-  modeltap: {flush_interval: 60}
 """
 
 
