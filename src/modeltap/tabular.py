@@ -90,20 +90,20 @@ def encode_small(obj: Any) -> bytes | None:
     rows, width = obj.shape  # (obj.size costs ten times more)
     if not width or rows * width > SMALL_CELLS:
         return None  # rows without columns are snapshot()'s case
-    names = list(obj.columns)
-    if not all(type(name) is str for name in names) or len(set(names)) < len(names):
-        return None  # snapshot() names the duplicates
+    np_dtype = sys.modules["numpy"].dtype  # pandas is loaded, so numpy is
     try:
-        manager = obj._mgr  # the columns' arrays without making a Series for each
-        values = [manager.iget_values(i) for i in range(len(names))]
+        manager = obj._mgr  # the block dtypes say at once whether the frame qualifies
+        if not all(
+            isinstance(b.dtype, np_dtype) and b.dtype.kind in "biuf" for b in manager.blocks
+        ):
+            return None
+        names = list(obj.columns)
+        if not all(type(name) is str for name in names) or len(set(names)) < len(names):
+            return None  # snapshot() names the duplicates
+        # the columns' arrays without making a Series for each
+        arrays = [manager.iget_values(i).tolist() for i in range(width)]
     except AttributeError:  # pragma: no cover - other pandas versions
         return None
-    ndarray = sys.modules["numpy"].ndarray  # pandas is loaded, so numpy is
-    arrays = []
-    for array in values:
-        if type(array) is not ndarray or array.dtype.kind not in "biuf":
-            return None
-        arrays.append(array.tolist())
     records = zip(*arrays, strict=True)  # columns of one frame: equal lengths
     return orjson.dumps([dict(zip(names, row, strict=True)) for row in records], option=_OPTS)
 
