@@ -9,6 +9,7 @@ is already loaded.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import decimal
 import sys
@@ -69,10 +70,22 @@ SMALL_CELLS = 1000
 def _unique(columns: Any) -> bool:
     """pandas' Index.is_unique, without building its hash table (~50 us on a frame's first
     call, i.e. on every frame a request makes) when the names are all str."""
-    names = list(columns)
+    seen = _unique_seen.get(id(columns))
+    if seen is not None and seen[0] is columns:  # the same frame again (an Index is immutable)
+        return seen[1]
+    names = list(columns)  # ~3-10 us for str names, so remember the last few answers
     if all(type(name) is str for name in names):
-        return len(set(names)) == len(names)
-    return bool(columns.is_unique)
+        unique = len(set(names)) == len(names)
+    else:
+        unique = bool(columns.is_unique)
+    if len(_unique_seen) >= 16:
+        with contextlib.suppress(RuntimeError, StopIteration, KeyError):  # other threads
+            del _unique_seen[next(iter(_unique_seen))]
+    _unique_seen[id(columns)] = (columns, unique)  # holding it keeps the id from being reused
+    return unique
+
+
+_unique_seen: dict[int, tuple[Any, bool]] = {}
 
 
 def encode_small(obj: Any) -> bytes | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -198,14 +199,15 @@ def _sidecar(serve_pid: int) -> int:
 
 
 def _wait_gone(pid: int, timeout: float = 10.0) -> None:
-    """Until pid has exited (a zombie: its parent has not reaped it yet) or is gone."""
+    """Until every thread of pid has exited: the process's sockets close with the last one,
+    so the main thread alone being a zombie is not enough."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return
-        if state in ("Z", "X"):
+        states = []
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            with contextlib.suppress(OSError):  # gone meanwhile
+                states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+        if all(state in ("Z", "X") for state in states):
             return
         time.sleep(0.01)
     raise AssertionError(f"process {pid} still runs {timeout} s after SIGKILL")
