@@ -70,6 +70,12 @@ def _port_option(default: int) -> Callable[[F], F]:
     return click.option("--port", default=default, show_default=True, type=click.IntRange(0, 65535))
 
 
+def _workers_option(help: str) -> Callable[[F], F]:
+    return click.option(
+        "--workers", default=1, show_default=True, type=click.IntRange(1, 64), help=help
+    )
+
+
 def _log_level_option(default: str) -> Callable[[F], F]:
     return click.option("--log-level", default=default, show_default=True, type=_LOG_LEVELS)
 
@@ -112,13 +118,7 @@ def _run_server(app_factory: str, host: str, port: int, log_level: str, **option
 @_host_option
 @_port_option(5001)
 @_workspace_option
-@click.option(
-    "--workers",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1, 64),
-    help="Scoring processes; each has its own writer and instance ids.",
-)
+@_workers_option("Scoring processes; each has its own writer and instance ids.")
 @click.option(
     "--threads",
     is_flag=True,
@@ -217,12 +217,8 @@ def serve(
     type=click.IntRange(1),
     help="Largest request body accepted, in bytes; larger ones get 413.",
 )
-@click.option(
-    "--workers",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1, 64),
-    help="Receiving processes on the one port; each has its own writer, spool and instance ids.",
+@_workers_option(
+    "Receiving processes on the one port; each has its own writer, spool and instance ids."
 )
 @click.option(
     "--relay-socket",
