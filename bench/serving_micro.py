@@ -1,4 +1,5 @@
-"""In-process micro benchmark: CPU per request of the agent app and of payload logging.
+"""In-process micro benchmark: CPU per request of the agent app, of payload logging, and
+of collect() (a small frame encoded at once vs snapshotted for the writer).
 
 No sockets and no HTTP server: the ASGI apps are called directly on one event loop, so
 the figures are only modeltap's own work (app code + middleware + the writer thread,
@@ -66,7 +67,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--only", default="agent,serve")
+    ap.add_argument("--only", default="agent,serve,collect")
     a = ap.parse_args()
     import modeltap
     from modeltap import runtime
@@ -170,6 +171,8 @@ def main() -> None:
         for cfg in ("log", "log-relay"):
             cost = min(results[cfg]) - min(results["off"])
             print(f"serve logging cost ({cfg}): {cost:.1f} us/request")
+    if "collect" in only:
+        _collect(tmp / "ws-collect", a.n, a.reps)
 
 
 def _drain(path: Path) -> Any:
@@ -188,6 +191,59 @@ def _drain(path: Path) -> Any:
     while not path.exists():
         time.sleep(0.01)
     return proc
+
+
+def _collect(workspace: Path, n: int, reps: int) -> None:
+    """What collect() costs: per call on a frame, and per request of bench/score_trivial_collect.py
+    (two collects) with the writer running, with and without tabular.encode_small."""
+    import json
+    import timeit
+
+    import pandas as pd
+
+    import modeltap
+    from modeltap import Collector, runtime, tabular
+
+    body = (ANCHOR / "serving" / "body.json").read_text()
+    reused = pd.DataFrame(json.loads(body)["data"])
+
+    def fresh() -> Any:  # a frame made per request, as the pandas score.py does
+        return pd.DataFrame(json.loads(body)["data"])
+
+    def best(stmt: Any, number: int) -> float:
+        return min(timeit.repeat(stmt, number=number, repeat=reps)) / number * 1e6
+
+    build = best(fresh, n // 4)
+    for name, fn in (("encode_small", tabular.encode_small), ("snapshot", tabular.snapshot)):
+        print(
+            f"collect: {name:12s} reused 10x2 frame {best(lambda fn=fn: fn(reused), n):6.1f} us, "
+            f"fresh frame {best(lambda fn=fn: fn(fresh()), n // 4) - build:6.1f} us"
+        )
+    rt = runtime.configure(
+        workspace=workspace,
+        endpoint="ep",
+        deployment="blue",
+        collections=["model_inputs", "model_outputs"],
+        flush_interval=60,
+    )
+    inputs, outputs = Collector(name="model_inputs"), Collector(name="model_outputs")
+    output_df = pd.DataFrame({"ok": [True]})
+    encode_small = tabular.encode_small
+    for mode in ("snapshot", "encode_small"):
+        tabular.encode_small = encode_small if mode == "encode_small" else (lambda obj: None)
+        runs = []
+        for _ in range(reps):
+            t0 = time.process_time()
+            for _ in range(n // 2):
+                outputs.collect(output_df, inputs.collect(reused))
+            rt.pipeline.flush()
+            runs.append((time.process_time() - t0) / (n // 2) * 1e6)
+        print(
+            f"collect: 2 collects per request, {mode:12s} {min(runs):6.1f} us CPU/request "
+            f"(caller + writer; runs {[round(r, 1) for r in runs]})"
+        )
+    tabular.encode_small = encode_small
+    modeltap.shutdown()
 
 
 if __name__ == "__main__":

@@ -206,3 +206,20 @@ def test_bad_record_is_dropped_and_reported_not_fatal(tmp_path):
     assert pipe.flush(10)
     assert len(read_lines(tmp_path)) >= 1
     pipe.close()
+
+
+def test_lines_of_encoded_data_are_made_on_submit(tmp_path):
+    from modeltap.record import FRAME
+
+    pipe, _ = make(tmp_path)
+    json_record = rec(1)
+    rows = [Record("c", b'[{"p":%d}]' % i, kind=FRAME, correlation_id="same") for i in range(2)]
+    for record in (json_record, *rows):
+        pipe.submit(record)
+        assert record.line is not None  # made here, not on the writer
+    pipe.flush(10)
+    written = sorted(tmp_path.rglob("*.jsonl"))[0].read_bytes().splitlines(keepends=True)
+    assert written[0] == json_record.line  # used as made
+    # Rows of one id still merge; their own lines are not used.
+    assert [line["data"] for line in read_lines(tmp_path)][1] == [{"p": 0}, {"p": 1}]
+    pipe.close()

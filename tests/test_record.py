@@ -21,6 +21,8 @@ from tests.conftest import read_lines, store_root
 SOURCE = "/endpoints/my_endpoint/deployments/blue"
 T0 = datetime(2024, 3, 5, 18, 16, 25, tzinfo=UTC).timestamp()
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+# Written out from SPEC R4.2 on purpose, not imported from record.LINE_FIELDS: a change
+# to the code's order must fail here.
 FIELDS = [
     "specversion",
     "id",

@@ -408,7 +408,12 @@ def test_other_frames_keep_the_snapshot(df):
     assert encode_small(df) is None
 
 
-def test_collect_merges_encoded_rows_of_one_id(tmp_path):
+def test_collect_merges_encoded_rows_of_one_id(tmp_path, monkeypatch):
+    snapshots = []
+    real_snapshot = snapshot
+    monkeypatch.setattr(
+        "modeltap.tabular.snapshot", lambda df: snapshots.append(df) or real_snapshot(df)
+    )
     runtime.configure(
         workspace=tmp_path / "ws", endpoint="ep", deployment="blue", collections=["model_inputs"]
     )
@@ -417,6 +422,7 @@ def test_collect_merges_encoded_rows_of_one_id(tmp_path):
     collector.collect(pd.DataFrame({"a": [1, 2]}), ctx)  # encoded by collect()
     collector.collect(pd.DataFrame({"a": ["three"]}), ctx)  # a snapshot, encoded later
     modeltap.shutdown()
+    assert len(snapshots) == 1  # only the str frame; the numeric one was encoded at once
     [line] = read_lines(store_root(tmp_path / "ws"), "model_inputs")
     assert line["data"] == [{"a": 1}, {"a": 2}, {"a": "three"}]
     assert line["collectdatatype"] == PANDAS_TYPE

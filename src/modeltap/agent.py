@@ -164,7 +164,7 @@ class AgentApp:
         record_time = _time(headers.get("ce-time"))
         correlation_id = headers.get("ce-x-request-id") or headers.get("trace-id")
         if not correlation_id:
-            correlation_id = _new_id()
+            correlation_id = new_id()
         if len(correlation_id) > 256 or not correlation_id.isprintable():
             raise Rejected(400, "header ce-x-request-id must be printable and at most 256 chars")
         content_type = headers.get("content-type", "application/octet-stream").split(";")[0]
@@ -280,11 +280,6 @@ def _parser() -> Any:
         assert _simdjson is not None
         parser = _local.parser = _simdjson.Parser()
     return parser
-
-
-def _new_id() -> str:
-
-    return new_id()
 
 
 async def _respond(send: Send, status: int, body: bytes) -> None:
