@@ -322,7 +322,7 @@ LEAF = [
         "modeltap app: score endpoint, request id, response",
         ["modeltap/serving/app.py", "modeltap/context.py"],
     ),
-    ("agent: ASGI app (headers, body, respond)", ["modeltap/agent.py"]),
+    ("agent: ASGI app (headers, body, respond)", ["modeltap/serving/agent.py"]),
     ("Starlette (middleware, routing, Request, Response)", ["starlette/"]),
     ("uvicorn HTTP protocol (httptools parse, request cycle)", ["uvicorn/protocols/"]),
     ("json / orjson", ["json/", "orjson"]),
@@ -351,7 +351,7 @@ _BOILER = (
     "asyncio/runners.py",
     "uvicorn/main.py",
     "uvicorn/server.py",
-    "modeltap/cli.py",
+    "modeltap/cli/",
     "base_events.py",
     "Runner.run",
 )

@@ -75,7 +75,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="mt-micro-"))
     only = a.only.split(",")
     if "agent" in only:
-        from modeltap.agent import AgentApp
+        from modeltap.serving.agent import AgentApp
 
         rt = runtime.configure(
             workspace=tmp / "ws-agent",

@@ -1,4 +1,4 @@
-"""Shared by the tests that read collections back (test_read.py, test_inspect.py).
+"""Shared by the tests that read collections back (test_read.py, test_summary_tail.py).
 
 Data is made by the real pipeline: `setup()` configures it for endpoint "ep", deployment
 "blue"; tests submit Records and `flush()`. The datastores here stand in for the workspace

@@ -308,7 +308,7 @@ def test_fuzzed_requests_never_crash_the_agent(agent, tmp_path):
 )
 def test_json_validation_agrees_with_orjson(body):
     # The fast validator (simdjson, when installed) must take exactly what orjson takes.
-    from modeltap.agent import Rejected, _json
+    from modeltap.serving.agent import Rejected, _json
 
     try:
         expected = orjson.loads(body)

@@ -21,7 +21,7 @@ import modeltap
 from modeltap import BasicCorrelationContext, Collector
 from modeltap.assets import Catalog
 from modeltap.cli import main
-from tests.test_inspect import INPUTS, PREFIX, T0, series, setup
+from tests.test_summary_tail import INPUTS, PREFIX, T0, series, setup
 
 URI = f"azureml://datastores/workspaceblobstore/paths/{PREFIX}"
 

@@ -23,12 +23,15 @@ from modeltap.layout import DEFAULT_ROOT, RollingRate, collection_prefix, valida
 
 __all__ = [
     "DEFAULT_DATASTORE",
+    "DEFAULT_WORKSPACE",
+    "ENV_WORKSPACE",
     "PAYLOAD_COLLECTIONS",
     "CollectionSettings",
     "DatastoreSettings",
     "DeploymentSettings",
     "PipelineSettings",
     "WorkspaceSettings",
+    "default_workspace",
     "load_deployment",
     "load_workspace",
     "make_deployment",
@@ -36,6 +39,8 @@ __all__ = [
 ]
 
 DEFAULT_DATASTORE = "workspaceblobstore"
+ENV_WORKSPACE = "MODELTAP_WORKSPACE"
+DEFAULT_WORKSPACE = "modeltap-workspace"
 PAYLOAD_COLLECTIONS = ("request", "response")
 OVERFLOW_POLICIES = ("block", "drop", "raise")
 DURABILITY_MODES = ("memory", "spool")
@@ -541,9 +546,16 @@ def _cloud_datastore(kind: str, spec: dict[str, Any], where: str, src: str) -> d
     return options
 
 
-def load_workspace(root: str | os.PathLike[str]) -> WorkspaceSettings:
-    """The workspace folder and its datastores (DIR/workspace.yml, optional; SPEC R7)."""
-    root = Path(root).resolve()
+def default_workspace() -> Path:
+    """$MODELTAP_WORKSPACE, else ./modeltap-workspace."""
+    return Path(os.environ.get(ENV_WORKSPACE) or DEFAULT_WORKSPACE).resolve()
+
+
+def load_workspace(root: str | os.PathLike[str] | None = None) -> WorkspaceSettings:
+    """The workspace folder and its datastores (DIR/workspace.yml, optional; SPEC R7).
+
+    root None: the default workspace (see default_workspace)."""
+    root = Path(root).resolve() if root is not None else default_workspace()
     default = DatastoreSettings("local", f"datastores/{DEFAULT_DATASTORE}")
     stores: dict[str, DatastoreSettings] = {DEFAULT_DATASTORE: default}
     file = root / "workspace.yml"

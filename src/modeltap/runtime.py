@@ -16,8 +16,10 @@ from typing import Any
 
 from modeltap.assets import Catalog
 from modeltap.config import (
+    ENV_WORKSPACE,
     DeploymentSettings,
     WorkspaceSettings,
+    default_workspace,
     load_deployment,
     load_workspace,
     make_deployment,
@@ -43,9 +45,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ENV_WORKSPACE = "MODELTAP_WORKSPACE"
 ENV_DEPLOYMENT = "MODELTAP_DEPLOYMENT_FILE"
-DEFAULT_WORKSPACE = "modeltap-workspace"
 
 _lock = threading.Lock()
 _runtime: Runtime | None = None
@@ -53,10 +53,6 @@ _last: Runtime | None = None  # kept after shutdown() so stats() still answers
 _atexit_registered = False
 # Called with every runtime configure() makes, before it collects (modeltap.metrics).
 on_configure: list[Callable[[Runtime], None]] = []
-
-
-def default_workspace() -> Path:
-    return Path(os.environ.get(ENV_WORKSPACE) or DEFAULT_WORKSPACE).resolve()
 
 
 class Runtime:
@@ -142,7 +138,7 @@ def configure(
     buffer_bytes, object_bytes, overflow ("block" | "drop" | "raise"), block_timeout.
     """
     global _runtime, _atexit_registered
-    ws = load_workspace(workspace if workspace is not None else default_workspace())
+    ws = load_workspace(workspace)
     if deployment_file is not None:
         if endpoint or deployment or collections:
             raise ConfigError(

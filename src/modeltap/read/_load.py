@@ -15,7 +15,7 @@ from typing import Any, Literal, overload
 
 import pandas as pd
 
-from modeltap import runtime
+from modeltap.config import default_workspace
 from modeltap.errors import ModeltapError
 from modeltap.read import _duck
 from modeltap.read._gather import Gathered
@@ -119,7 +119,7 @@ def load(
     t0, t1 = to_utc(start, "start"), to_utc(end, "end")
     if t0 is not None and t1 is not None and t0 > t1:
         raise ValueError(f"start ({t0.isoformat()}) is after end ({t1.isoformat()})")
-    src = resolve(source, workspace if workspace is not None else runtime.default_workspace())
+    src = resolve(source, workspace if workspace is not None else default_workspace())
     try:
         infos = _objects(src, t0, t1)
         extra = tuple(c for c in wanted or () if c in _EXTRA)

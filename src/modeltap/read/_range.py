@@ -21,6 +21,7 @@ __all__ = [
     "MAX_PREFIXES",
     "TimeLike",
     "detect_depth",
+    "partition_of",
     "period",
     "plan_prefixes",
     "to_utc",
@@ -68,6 +69,12 @@ def period(dirs: list[str]) -> tuple[datetime, datetime] | None:
     except ValueError:  # month 13, hour 25, ...
         return None
     return start, _next(start, len(dirs))
+
+
+def partition_of(path: str, prefix: str) -> tuple[str, tuple[datetime, datetime] | None]:
+    """(partition folder, its [start, end)) of an object under `prefix`; None outside one."""
+    dirs = path[len(prefix) + 1 if prefix else 0 :].split("/")[:-1]
+    return "/".join(dirs), period(dirs)
 
 
 def _at(fields: list[int]) -> datetime:

@@ -1,4 +1,4 @@
-"""Asset summaries and tails (modeltap.inspect): what `modeltap assets` and `data tail` show.
+"""Asset summaries and tails (modeltap.summary, .tail): what `assets` and `data tail` show.
 
 Data is made by the real pipeline; records at chosen times are Records submitted to it.
 """
@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 import modeltap
-import modeltap.inspect as inspect
 import modeltap.read._source as read_source
-from modeltap import Collector, runtime
+from modeltap import Collector, runtime, summary
+from modeltap import tail as tails
 from modeltap.assets import Catalog
 from modeltap.errors import ConfigError
 from modeltap.read import NotFoundError
@@ -68,7 +68,7 @@ def test_list_assets_counts_lines_times_files_and_partitions(workspace):
     series(T0, 10, timedelta(minutes=25))  # 08:30 ... 12:15, five hour partitions
     Collector(name="model_outputs")  # declared, never written
 
-    summaries = {s.asset.name: s for s in inspect.list_assets(workspace)}
+    summaries = {s.asset.name: s for s in summary.list_assets(workspace)}
 
     assert sorted(summaries) == [INPUTS, "ep-blue-model_outputs", "ep-blue-request"]
     s = summaries[INPUTS]
@@ -78,7 +78,7 @@ def test_list_assets_counts_lines_times_files_and_partitions(workspace):
     assert s.blobs == 0
     assert s.bytes == sum(f.stat().st_size for f in files)
     assert s.first == T0 and s.last == T0 + 9 * timedelta(minutes=25)
-    assert s.partitions == inspect.Partitions(5, "2026/03/01/08", "2026/03/01/12", "Hour")
+    assert s.partitions == summary.Partitions(5, "2026/03/01/08", "2026/03/01/12", "Hour")
     assert s.url == str(store_root(workspace) / PREFIX)
     assert s.error is None
     d = s.as_dict()
@@ -96,22 +96,22 @@ def test_list_assets_counts_lines_times_files_and_partitions(workspace):
         None,
         None,
     )
-    assert empty.partitions == inspect.Partitions(0, None, None, None)
+    assert empty.partitions == summary.Partitions(0, None, None, None)
 
 
 def test_times_come_from_the_first_and_last_partitions_only(workspace, monkeypatch):
     setup(workspace)
     series(T0, 12, timedelta(minutes=30))  # 08:30 ... 14:00: two lines in most hours
     parsed: list[bytes] = []
-    real = inspect._line_time
+    real = summary._line_time
 
     def spy(raw: bytes) -> datetime | None:
         if raw:
             parsed.append(raw)
         return real(raw)
 
-    monkeypatch.setattr(inspect, "_line_time", spy)
-    s = inspect.show_asset(INPUTS, workspace)
+    monkeypatch.setattr(summary, "_line_time", spy)
+    s = summary.show_asset(INPUTS, workspace)
     assert s.records == 12 and (s.first, s.last) == (T0, T0 + 11 * timedelta(minutes=30))
     # 08:30 and 14:00 are alone in their hours: two lines parsed, not twelve
     assert sorted(json.loads(raw)["correlationid"] for raw in parsed) == ["c000", "c011"]
@@ -131,13 +131,13 @@ def test_lines_without_a_final_newline_blobs_and_loose_files(workspace):
     (folder / "loose.jsonl").write_text(loose + "\n")  # outside partition folders
     (folder / ".hidden.jsonl").write_text("ignored\n")
 
-    s = inspect.show_asset(INPUTS, workspace)
+    s = summary.show_asset(INPUTS, workspace)
     assert s.records == 3 + 2 + 1
     assert s.first == datetime(2026, 2, 1, tzinfo=UTC)  # loose files count for both ends
     assert s.last == datetime(2026, 3, 2, tzinfo=UTC)
     assert s.partitions.count == 1
 
-    request = inspect.show_asset("ep-blue-request", workspace)
+    request = summary.show_asset("ep-blue-request", workspace)
     assert (request.records, request.files, request.blobs) == (1, 1, 1)
     on_disk = [p for p in (store_root(workspace) / "modelDataCollector/ep/blue/request").rglob("*")]
     assert request.bytes == sum(p.stat().st_size for p in on_disk if p.is_file())
@@ -153,15 +153,15 @@ def test_a_changed_rolling_rate(workspace):
     submit(T0 + timedelta(days=1), "hour-2")
     flush()
 
-    s = inspect.show_asset(INPUTS, workspace)
+    s = summary.show_asset(INPUTS, workspace)
     assert (s.records, s.first, s.last) == (4, T0, T0 + timedelta(days=1))
-    assert s.partitions == inspect.Partitions(3, "2026/03/01", "2026/03/02/08", "Hour")
+    assert s.partitions == summary.Partitions(3, "2026/03/01", "2026/03/02/08", "Hour")
     # the newest two by time: a Day partition line is newer than an Hour partition's
     assert [
-        line.correlationid for line in inspect.tail("ep/blue/model_inputs", 2, workspace=workspace)
+        line.correlationid for line in tails.tail("ep/blue/model_inputs", 2, workspace=workspace)
     ] == ["day-2", "hour-2"]
     cids = [
-        line.correlationid for line in inspect.tail("ep/blue/model_inputs", 3, workspace=workspace)
+        line.correlationid for line in tails.tail("ep/blue/model_inputs", 3, workspace=workspace)
     ]
     assert cids == ["hour-1", "day-2", "hour-2"]
 
@@ -172,28 +172,28 @@ def test_an_asset_that_cannot_be_listed_is_kept_with_its_error(workspace):
     Catalog(workspace).register(
         Catalog.make("archived", "1", "ep", "blue", "model_inputs", "archive", "old/inputs")
     )
-    summaries = {s.asset.name: s for s in inspect.list_assets(workspace)}
+    summaries = {s.asset.name: s for s in summary.list_assets(workspace)}
     assert summaries[INPUTS].records == 2
     broken = summaries["archived"]
     assert "unknown datastore 'archive'" in (broken.error or "")
     assert broken.as_dict()["records"] == 0
     with pytest.raises(ConfigError, match="unknown datastore 'archive'"):
-        inspect.show_asset("archived", workspace)
+        summary.show_asset("archived", workspace)
 
 
 def test_show_picks_versions_and_suggests_names(workspace):
     with pytest.raises(NotFoundError, match="has no assets"):
-        inspect.show_asset(INPUTS, workspace)
+        summary.show_asset(INPUTS, workspace)
     setup(workspace)
     Catalog(workspace).register(
         Catalog.make(INPUTS, "2", "ep", "blue", "model_inputs", "workspaceblobstore", "v2/in")
     )
-    assert inspect.show_asset(INPUTS, workspace).asset.version == "2"
-    assert inspect.show_asset(f"{INPUTS}:1", workspace).asset.path == PREFIX
+    assert summary.show_asset(INPUTS, workspace).asset.version == "2"
+    assert summary.show_asset(f"{INPUTS}:1", workspace).asset.path == PREFIX
     with pytest.raises(NotFoundError, match="has no version '7'; versions: 1, 2"):
-        inspect.show_asset(f"{INPUTS}:7", workspace)
+        summary.show_asset(f"{INPUTS}:7", workspace)
     with pytest.raises(NotFoundError) as err:
-        inspect.show_asset("ep-blue-model_input", workspace)
+        summary.show_asset("ep-blue-model_input", workspace)
     assert "did you mean 'ep-blue-model_inputs'" in str(err.value)
     assert "\n" not in str(err.value)
 
@@ -202,9 +202,9 @@ def test_progress_bar_runs(workspace, capsys, monkeypatch):
     monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich draws as on a terminal
     setup(workspace)
     series(T0, 8, timedelta(minutes=1), flush_every=1)
-    [s] = [s for s in inspect.list_assets(workspace, progress=True) if s.asset.name == INPUTS]
+    [s] = [s for s in summary.list_assets(workspace, progress=True) if s.asset.name == INPUTS]
     assert s.records == 8
-    assert inspect.show_asset(INPUTS, workspace, progress=False).records == 8
+    assert summary.show_asset(INPUTS, workspace, progress=False).records == 8
     assert "%" in capsys.readouterr().err  # rich drew the bar (a terminal, see above)
 
 
@@ -216,7 +216,7 @@ def test_tail_gives_the_newest_n_in_order_reading_only_the_newest_partitions(wor
     ids = series(T0, 30, timedelta(minutes=10))  # 08:30 ... 13:20, six hour partitions
     counting.got.clear()
 
-    lines = inspect.tail("ep/blue/model_inputs", 7, workspace=workspace)
+    lines = tails.tail("ep/blue/model_inputs", 7, workspace=workspace)
 
     assert [line.correlationid for line in lines] == ids[-7:]
     assert [line.time for line in lines] == [T0 + k * timedelta(minutes=10) for k in range(23, 30)]
@@ -227,7 +227,7 @@ def test_tail_gives_the_newest_n_in_order_reading_only_the_newest_partitions(wor
     assert counting.got and all(
         "/2026/03/01/12/" in p or "/2026/03/01/13/" in p for p in counting.got
     )
-    everything = inspect.tail("ep/blue/model_inputs", 100, workspace=workspace)
+    everything = tails.tail("ep/blue/model_inputs", 100, workspace=workspace)
     assert [line.correlationid for line in everything] == ids
 
 
@@ -238,20 +238,20 @@ def test_tail_of_recent_data_lists_only_recent_partitions(workspace, counting):
     recent = series(now - timedelta(minutes=40), 5, timedelta(minutes=5))
     counting.listed.clear()
 
-    lines = inspect.tail("ep/blue/model_inputs", 3, workspace=workspace)
+    lines = tails.tail("ep/blue/model_inputs", 3, workspace=workspace)
 
     assert [line.correlationid for line in lines] == recent[-3:]
     assert PREFIX not in counting.listed  # the whole collection was never listed
     assert all(p.startswith(f"{PREFIX}/{now.year:04d}/") for p in counting.listed)
     # asking for more than the recent partitions hold lists further back
-    assert len(inspect.tail("ep/blue/model_inputs", 8, workspace=workspace)) == 8
+    assert len(tails.tail("ep/blue/model_inputs", 8, workspace=workspace)) == 8
 
 
 def test_tail_zero_and_empty_collections(workspace):
     setup(workspace)
-    assert inspect.tail("ep/blue/model_outputs", 5, workspace=workspace) == []
+    assert tails.tail("ep/blue/model_outputs", 5, workspace=workspace) == []
     series(T0, 2, timedelta(minutes=1))
-    assert inspect.tail("ep/blue/model_inputs", 0, workspace=workspace) == []
+    assert tails.tail("ep/blue/model_inputs", 0, workspace=workspace) == []
 
 
 def test_tail_skips_lines_that_are_not_json_objects(workspace):
@@ -261,7 +261,7 @@ def test_tail_skips_lines_that_are_not_json_objects(workspace):
     folder.mkdir(parents=True)
     good = json.dumps({"time": "2026-03-01T09:00:00Z", "correlationid": "late", "data": [1]})
     (folder / "odd.jsonl").write_text(f"not json\n[1, 2]\n\n{good}\n{{cut")
-    with inspect.open_tail("ep/blue/model_inputs", workspace) as t:
+    with tails.open_tail("ep/blue/model_inputs", workspace) as t:
         lines = t.last(5)
     assert [line.correlationid for line in lines] == ["c000", "c001", "late"]
     assert t.bad_lines == 3
@@ -272,7 +272,7 @@ def test_poll_returns_the_lines_of_new_objects_only(workspace):
     inputs = Collector(name="model_inputs")
     inputs.collect(pd.DataFrame({"x": [1]}), modeltap.BasicCorrelationContext(id="before"))
     flush()
-    with inspect.open_tail("ep/blue/model_inputs", workspace) as t:
+    with tails.open_tail("ep/blue/model_inputs", workspace) as t:
         assert [line.correlationid for line in t.last(5)] == ["before"]
         assert t.poll() == []
         for cid in ("after-1", "after-2"):
@@ -281,7 +281,7 @@ def test_poll_returns_the_lines_of_new_objects_only(workspace):
         assert [line.correlationid for line in t.poll()] == ["after-1", "after-2"]
         assert t.poll() == []
         # without last(), the first poll only notes what is there
-    with inspect.open_tail("ep/blue/model_inputs", workspace) as fresh:
+    with tails.open_tail("ep/blue/model_inputs", workspace) as fresh:
         assert fresh.poll() == []
         inputs.collect(pd.DataFrame({"x": [3]}), modeltap.BasicCorrelationContext(id="third"))
         flush()
@@ -305,26 +305,26 @@ def test_a_collection_is_found_through_the_catalog_or_the_default_path(workspace
     submit(T0, "custom")
     submit(T0, "default", collection="model_outputs")
     flush()
-    src = inspect.resolve_collection("ep", "blue", "model_inputs", workspace)
+    src = tails.resolve_collection("ep", "blue", "model_inputs", workspace)
     assert src.prefix == "custom/inputs" and src.label == "ep/blue/model_inputs"
-    [line] = inspect.tail("ep/blue/model_inputs", 5, workspace=workspace)
+    [line] = tails.tail("ep/blue/model_inputs", 5, workspace=workspace)
     assert line.correlationid == "custom"
     # no catalog at all: the default folder in workspaceblobstore
     (workspace / "catalog.sqlite").unlink()
-    [line] = inspect.tail("ep/blue/model_outputs", 5, workspace=workspace)
+    [line] = tails.tail("ep/blue/model_outputs", 5, workspace=workspace)
     assert line.correlationid == "default"
 
 
 def test_bad_and_unknown_collections(workspace):
     with pytest.raises(ConfigError, match="not ENDPOINT/DEPLOYMENT/COLLECTION"):
-        inspect.parse_collection("ep/blue")
+        tails.parse_collection("ep/blue")
     with pytest.raises(ConfigError, match=r"deployment: '\.\.' is not a valid name"):
-        inspect.parse_collection("ep/../model_inputs")
+        tails.parse_collection("ep/../model_inputs")
     with pytest.raises(ConfigError, match="endpoint: ' ep' is not a valid name"):
-        inspect.resolve_collection(" ep", "blue", "x", workspace)
+        tails.resolve_collection(" ep", "blue", "x", workspace)
     setup(workspace)
     with pytest.raises(NotFoundError) as err:
-        inspect.tail("ep/blue/model_input", workspace=workspace)
+        tails.tail("ep/blue/model_input", workspace=workspace)
     assert "did you mean 'ep/blue/model_inputs'" in str(err.value)
 
 
@@ -343,13 +343,13 @@ def test_any_storage_backend_is_read_through_the_interface(workspace, monkeypatc
     Catalog(workspace).register(
         Catalog.make(INPUTS, "1", "ep", "blue", "model_inputs", "workspaceblobstore", PREFIX)
     )
-    s = inspect.show_asset(INPUTS, workspace)
+    s = summary.show_asset(INPUTS, workspace)
     assert (s.records, s.files, s.blobs, s.partitions.count) == (6, 6, 1, 6)
     assert (s.first, s.last) == (T0, T0 + timedelta(hours=5))
-    lines = inspect.tail("ep/blue/model_inputs", 2, workspace=workspace)
+    lines = tails.tail("ep/blue/model_inputs", 2, workspace=workspace)
     assert [line.correlationid for line in lines] == ["m4", "m5"]
     # found on the default path without a catalog entry, through list()
     (workspace / "catalog.sqlite").unlink()
     assert [
-        x.correlationid for x in inspect.tail("ep/blue/model_inputs", 1, workspace=workspace)
+        x.correlationid for x in tails.tail("ep/blue/model_inputs", 1, workspace=workspace)
     ] == ["m5"]

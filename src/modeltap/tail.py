@@ -1,24 +1,18 @@
-"""Look at collected data without loading it: asset summaries and the newest records.
+"""The newest records of a collection, then the ones that arrive after them.
 
-    from modeltap import inspect
+    from modeltap import tail
 
-    for summary in inspect.list_assets(workspace="ws"):
-        print(summary.asset.name, summary.records, summary.first, summary.last)
-    for line in inspect.tail("my_endpoint/blue/model_inputs", 5, workspace="ws"):
+    for line in tail.tail("my_endpoint/blue/model_inputs", 5, workspace="ws"):
         print(line.time, line.correlationid, line.data)
 
-`modeltap assets list|show` and `modeltap data tail` call these functions. A summary
-lists the collection folder once and reads its line files to count records (one line is
-one record); only the lines of the first and last partitions are parsed, for the first
-and last record times. A tail reads partitions from the newest backwards and stops as
-soon as it has enough lines. See docs/inspecting.md.
+`modeltap data tail` calls these functions. A tail reads partitions from the newest
+backwards and stops as soon as it has enough lines. See docs/inspecting.md.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import posixpath
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,42 +23,21 @@ from typing import Any
 
 import orjson
 
-from modeltap import runtime
-from modeltap.assets import Asset, Catalog
-from modeltap.config import DEFAULT_DATASTORE, WorkspaceSettings, load_workspace
+from modeltap.assets import Catalog
+from modeltap.config import DEFAULT_DATASTORE, load_workspace
 from modeltap.errors import ConfigError, ModeltapError
-from modeltap.layout import DEFAULT_ROOT, RollingRate, collection_prefix, validate_name
-from modeltap.read._load import _THREADS, _progress
+from modeltap.layout import DEFAULT_ROOT, collection_prefix, validate_name
+from modeltap.read._load import _THREADS
 from modeltap.read._parse import _py_time
-from modeltap.read._range import MAX_PREFIXES, detect_depth, in_range, period, plan_prefixes
-from modeltap.read._source import NotFoundError, Source, _open, find_asset, suggest
+from modeltap.read._range import MAX_PREFIXES, detect_depth, in_range, partition_of, plan_prefixes
+from modeltap.read._source import NotFoundError, Source, _open, suggest
 from modeltap.storage.base import ObjectInfo, Storage
 from modeltap.storage.local import LocalStorage
 
-__all__ = [
-    "AssetSummary",
-    "Line",
-    "Partitions",
-    "Tail",
-    "format_time",
-    "list_assets",
-    "open_tail",
-    "parse_collection",
-    "resolve_collection",
-    "show_asset",
-    "tail",
-]
+__all__ = ["Line", "Tail", "open_tail", "parse_collection", "resolve_collection", "tail"]
 
 log = logging.getLogger(__name__)
 
-# Folder depth below the collection -> the rolling rate that makes it (SPEC R4.1).
-_RATES = {
-    1: RollingRate.YEAR,
-    2: RollingRate.MONTH,
-    3: RollingRate.DAY,
-    4: RollingRate.HOUR,
-    5: RollingRate.MINUTE,
-}
 # A tail lists the partitions of these spans back from now, one after the other, and
 # lists the whole collection only when they hold fewer lines than asked for.
 TAIL_STAGES = (timedelta(hours=1), timedelta(days=1), timedelta(days=31))
@@ -74,250 +47,6 @@ FOLLOW_LOOKBACK = timedelta(minutes=15)
 AHEAD = timedelta(hours=1)
 FOLLOW_LISTINGS = 6
 _OLDEST = datetime.min.replace(tzinfo=UTC)
-
-
-def format_time(t: datetime | None) -> str | None:
-    """UTC time as the lines carry it: 2026-11-25T10:00:00Z."""
-    return None if t is None else t.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-# -- asset summaries ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Partitions:
-    count: int  # partition folders holding line files
-    first: str | None  # e.g. "2026/11/25/10"
-    last: str | None
-    rolling_rate: str | None  # of the newest partition: Year, Month, Day, Hour or Minute
-
-
-@dataclass(frozen=True)
-class AssetSummary:
-    """One data asset and what its folder holds."""
-
-    asset: Asset
-    url: str | None  # the folder, for people and other tools (a local path, a blob URL)
-    records: int  # lines of its .jsonl files
-    files: int  # .jsonl files
-    blobs: int  # other objects: payloads stored as their own object (R4.3, R4.4)
-    bytes: int  # size of all of them
-    first: datetime | None  # earliest record time
-    last: datetime | None  # latest record time
-    partitions: Partitions
-    error: str | None = None  # the folder could not be listed (only list_assets reports this)
-
-    def as_dict(self, partitions: bool = True) -> dict[str, Any]:
-        """JSON-ready fields (times as YYYY-MM-DDTHH:MM:SSZ)."""
-        a = self.asset
-        out: dict[str, Any] = {
-            "name": a.name,
-            "version": a.version,
-            "type": a.type,
-            "endpoint": a.endpoint,
-            "deployment": a.deployment,
-            "collection": a.collection,
-            "datastore": a.datastore,
-            "path": a.path,
-            "uri": a.uri,
-            "url": self.url,
-            "records": self.records,
-            "files": self.files,
-            "blobs": self.blobs,
-            "bytes": self.bytes,
-            "first": format_time(self.first),
-            "last": format_time(self.last),
-        }
-        if partitions:
-            out["partitions"] = {
-                "count": self.partitions.count,
-                "first": self.partitions.first,
-                "last": self.partitions.last,
-            }
-            out["rolling_rate"] = self.partitions.rolling_rate
-        out["error"] = self.error
-        return out
-
-
-def list_assets(
-    workspace: str | os.PathLike[str] | None = None, *, progress: bool | None = None
-) -> list[AssetSummary]:
-    """Every registered data asset of the workspace, summarized, in name order.
-
-    Reads every line file of every asset to count lines. An asset whose folder cannot be
-    listed (say its datastore left the workspace file) is kept, with `error` set.
-    progress: a progress bar on stderr (needs rich); None shows it for many files when
-    stderr is a terminal.
-    """
-    ws = _workspace(workspace)
-    assets = Catalog(ws.root).list()
-    stores: dict[str, Storage] = {}
-    try:
-        plans = [_plan(asset, ws, stores, keep_errors=True) for asset in assets]
-        return _summarize(plans, progress, f"{len(assets)} assets")
-    finally:
-        for store in stores.values():
-            store.close()
-
-
-def show_asset(
-    name: str, workspace: str | os.PathLike[str] | None = None, *, progress: bool | None = None
-) -> AssetSummary:
-    """One data asset, `name` or `name:version` (the highest version without one).
-
-    An unknown name is a NotFoundError suggesting the closest names."""
-    ws = _workspace(workspace)
-    asset = find_asset(Catalog(ws.root), name, ws)
-    stores: dict[str, Storage] = {}
-    try:
-        [summary] = _summarize([_plan(asset, ws, stores)], progress, asset.name)
-        return summary
-    finally:
-        for store in stores.values():
-            store.close()
-
-
-def _workspace(workspace: str | os.PathLike[str] | None) -> WorkspaceSettings:
-    return load_workspace(workspace if workspace is not None else runtime.default_workspace())
-
-
-@dataclass
-class _Plan:
-    """One asset's folder, listed, before its files are read."""
-
-    asset: Asset
-    storage: Storage | None
-    url: str | None
-    files: list[ObjectInfo]
-    blobs: int
-    bytes: int
-    partitions: dict[str, tuple[datetime, datetime]]  # folder -> [start, end)
-    timed: set[str]  # files whose line times are read: first and last partitions, loose files
-    error: str | None = None
-
-
-def _plan(
-    asset: Asset, ws: WorkspaceSettings, stores: dict[str, Storage], keep_errors: bool = False
-) -> _Plan:
-    try:
-        storage = stores.get(asset.datastore)
-        if storage is None:
-            storage = stores[asset.datastore] = _open(ws, asset.datastore)
-        objects = list(storage.list(asset.path))
-        url = storage.url(asset.path)
-    except ModeltapError as exc:
-        if not keep_errors:
-            raise
-        return _Plan(asset, None, None, [], 0, 0, {}, set(), error=str(exc))
-    files = in_range(objects, asset.path, None, None)
-    blobs = [
-        o
-        for o in objects
-        if not o.path.endswith(".jsonl") and not posixpath.basename(o.path).startswith(".")
-    ]
-    spans: dict[str, tuple[datetime, datetime]] = {}
-    in_folder: dict[str, list[str]] = {}
-    timed: set[str] = set()
-    for info in files:
-        folder, span = _partition(info.path, asset.path)
-        if span is None:
-            timed.add(info.path)  # outside partition folders: any time
-        else:
-            spans[folder] = span
-            in_folder.setdefault(folder, []).append(info.path)
-    if spans:
-        # The earliest line is in a partition that starts before every partition ends
-        # (with one rolling rate: the first partition); the latest, likewise.
-        first_end = min(end for _, end in spans.values())
-        last_start = max(start for start, _ in spans.values())
-        for folder, (start, end) in spans.items():
-            if start < first_end or end > last_start:
-                timed.update(in_folder[folder])
-    size = sum(o.size for o in files) + sum(o.size for o in blobs)
-    return _Plan(asset, storage, url, files, len(blobs), size, spans, timed)
-
-
-def _partition(path: str, prefix: str) -> tuple[str, tuple[datetime, datetime] | None]:
-    dirs = path[len(prefix) + 1 if prefix else 0 :].split("/")[:-1]
-    return "/".join(dirs), period(dirs)
-
-
-@dataclass(frozen=True)
-class _Scan:
-    lines: int
-    first: datetime | None = None
-    last: datetime | None = None
-
-
-def _summarize(plans: list[_Plan], progress: bool | None, label: str) -> list[AssetSummary]:
-    jobs = [(plan, info) for plan in plans for info in plan.files]
-
-    def scan(job: tuple[_Plan, ObjectInfo]) -> _Scan:
-        plan, info = job
-        assert plan.storage is not None
-        try:
-            data = plan.storage.get(info.path)
-        except ModeltapError as exc:
-            log.warning("modeltap: skipped %s: could not be read: %s", info.path, exc)
-            return _Scan(0)
-        lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
-        if info.path not in plan.timed:
-            return _Scan(lines)
-        times = [t for t in map(_line_time, data.split(b"\n")) if t is not None]
-        return _Scan(lines, min(times, default=None), max(times, default=None))
-
-    scans: list[_Scan] = []
-    with _progress(len(jobs), progress, label) as advance:
-        if len(jobs) <= 1:
-            for job in jobs:
-                scans.append(scan(job))
-                advance()
-        else:
-            with ThreadPoolExecutor(min(_THREADS, len(jobs))) as pool:
-                for found in pool.map(scan, jobs):
-                    scans.append(found)
-                    advance()
-    by_plan: dict[int, list[_Scan]] = {}
-    for (plan, _info), found in zip(jobs, scans, strict=True):
-        by_plan.setdefault(id(plan), []).append(found)
-    return [_summary(plan, by_plan.get(id(plan), [])) for plan in plans]
-
-
-def _summary(plan: _Plan, scans: list[_Scan]) -> AssetSummary:
-    firsts = [s.first for s in scans if s.first is not None]
-    lasts = [s.last for s in scans if s.last is not None]
-    folders = sorted(plan.partitions, key=lambda f: plan.partitions[f])
-    newest = folders[-1] if folders else None
-    return AssetSummary(
-        asset=plan.asset,
-        url=plan.url,
-        records=sum(s.lines for s in scans),
-        files=len(plan.files),
-        blobs=plan.blobs,
-        bytes=plan.bytes,
-        first=min(firsts, default=None),
-        last=max(lasts, default=None),
-        partitions=Partitions(
-            count=len(folders),
-            first=folders[0] if folders else None,
-            last=newest,
-            rolling_rate=_RATES[newest.count("/") + 1].value if newest is not None else None,
-        ),
-        error=plan.error,
-    )
-
-
-def _line_time(raw: bytes) -> datetime | None:
-    if not raw.strip():
-        return None
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return _py_time(obj.get("time")) if isinstance(obj, dict) else None
-
-
-# -- tail -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -372,7 +101,7 @@ def resolve_collection(
     validate_name(endpoint, "endpoint")
     validate_name(deployment, "deployment")
     validate_name(collection, "collection")
-    ws = _workspace(workspace)
+    ws = load_workspace(workspace)
     label = f"{endpoint}/{deployment}/{collection}"
     assets = Catalog(ws.root).list()
     matching = [
@@ -524,7 +253,7 @@ class Tail:
         groups: dict[tuple[datetime, datetime], list[ObjectInfo]] = {}
         loose: list[ObjectInfo] = []
         for info in infos:
-            span = _partition(info.path, self.source.prefix)[1]
+            span = partition_of(info.path, self.source.prefix)[1]
             if span is None:
                 loose.append(info)  # outside partition folders: any time, always read
             else:

@@ -1,0 +1,28 @@
+"""The `modeltap` command: parse options, call the library, print clearly.
+
+One module per command family; each registers its commands on `main` below.
+"""
+
+from __future__ import annotations
+
+import click
+
+from modeltap.version import __version__
+
+__all__ = ["main"]
+
+
+@click.group()
+@click.version_option(__version__, prog_name="modeltap")
+def main() -> None:
+    """modeltap: collect what your models see and say in production."""
+
+
+def _register() -> None:
+    from modeltap.cli import data, serving
+
+    for command in (*serving.COMMANDS, *data.COMMANDS):
+        main.add_command(command)
+
+
+_register()
