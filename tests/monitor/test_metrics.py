@@ -46,7 +46,7 @@ def direct_numerical(r, p):
 
 
 def engine_numerical(r, p):
-    s = LocalEngine().numerical(pd.DataFrame({"x": r}), pd.DataFrame({"x": p}), "x", ecdf=True)
+    s = LocalEngine().numerical(pd.DataFrame({"x": r}), pd.DataFrame({"x": p}), "x", w1=True, ks=True)
     return numerical_metrics(s)
 
 

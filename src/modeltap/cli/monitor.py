@@ -102,7 +102,8 @@ def show_command(name: str, workspace: Path | None, last: int, as_json: bool) ->
         )
     latest = runs[0]
     frame = history.results(name, workspace)
-    rows = [_jsonable({str(k): v for k, v in r.items()}) for r in frame[frame["run_id"] == latest.run_id].to_dict("records")]
+    latest_rows = frame[frame["run_id"] == latest.run_id].to_dict("records")
+    rows = [_jsonable({str(k): v for k, v in r.items()}) for r in latest_rows]
     listed = [
         {
             "run_id": r.run_id,

@@ -6,7 +6,7 @@ gives the same numbers. A second engine (Spark) implements the same methods over
 frames:
 
     feature_type(ref, column) -> "numerical" | "categorical" | None (not a feature)
-    numerical(ref, prod, column, ecdf)  -> NumericalStats   (ecdf: W1 and KS's D needed)
+    numerical(ref, prod, column, w1, ks) -> NumericalStats  (w1/ks: compute W1 / KS's D)
     categorical(ref, prod, column)      -> CategoricalStats
     quality(ref, prod, column, kind)    -> QualityStats
     chunks(frame, n)                    -> n consecutive row slices (auto thresholds)
@@ -85,7 +85,9 @@ class Engine(Protocol):
     def rows(self, frame: Any) -> int: ...
     def columns(self, frame: Any) -> list[str]: ...
     def feature_type(self, ref: Any, column: str) -> str | None: ...
-    def numerical(self, ref: Any, prod: Any, column: str, ecdf: bool) -> NumericalStats: ...
+    def numerical(
+        self, ref: Any, prod: Any, column: str, w1: bool, ks: bool
+    ) -> NumericalStats: ...
     def categorical(self, ref: Any, prod: Any, column: str) -> CategoricalStats: ...
     def quality(self, ref: Any, prod: Any, column: str, kind: str) -> QualityStats: ...
     def chunks(self, frame: Any, n: int) -> list[Any]: ...
@@ -121,7 +123,7 @@ class LocalEngine:
             return "numerical"
         return "categorical"
 
-    def numerical(self, ref: Any, prod: Any, column: str, ecdf: bool) -> NumericalStats:
+    def numerical(self, ref: Any, prod: Any, column: str, w1: bool, ks: bool) -> NumericalStats:
         r, p = _finite_sorted(ref[column]), _finite_sorted(prod[column])
         n_ref, n_prod = len(r), len(p)
         std = float(np.std(r, ddof=1)) if n_ref > 1 else 0.0
@@ -132,10 +134,15 @@ class LocalEngine:
             ref_hist, prod_hist = metrics.histogram(r, edges), metrics.histogram(p, edges)
         else:
             edges, ref_hist, prod_hist = np.array([]), np.array([], int), np.array([], int)
-        w1 = metrics.wasserstein(r, p) if ecdf else math.nan
-        d = metrics.ks_statistic(r, p) if ecdf else math.nan
         return NumericalStats(
-            n_ref, n_prod, std, edges.tolist(), ref_hist.tolist(), prod_hist.tolist(), w1, d
+            n_ref,
+            n_prod,
+            std,
+            edges.tolist(),
+            ref_hist.tolist(),
+            prod_hist.tolist(),
+            metrics.wasserstein(r, p) if w1 else math.nan,
+            metrics.ks_statistic(r, p) if ks else math.nan,
         )
 
     def categorical(self, ref: Any, prod: Any, column: str) -> CategoricalStats:
@@ -194,10 +201,11 @@ def _finite_sorted(s: Any) -> NDArray[np.float64]:
 
     if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
         s = pd.to_numeric(s.where(_kinds(s) == "number"), errors="coerce")
-    values: NDArray[np.float64] = s.to_numpy(dtype=float, na_value=np.nan)
-    values = values[np.isfinite(values)]
-    values.sort()
-    return values
+    values: NDArray[np.float64] = np.sort(s.to_numpy(dtype=float, na_value=np.nan))
+    # sorted: -inf first, then the finite values, then +inf and NaN
+    lo = np.searchsorted(values, -np.inf, side="right")
+    hi = np.searchsorted(values, np.inf, side="left")
+    return values[lo:hi]
 
 
 def _category_counts(s: Any) -> Any:

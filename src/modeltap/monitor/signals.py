@@ -32,7 +32,6 @@ __all__ = ["AUTO_CHUNKS", "Outcome", "evaluate", "feature_types", "performance"]
 
 AUTO_CHUNKS = 10  # NannyML's default chunker cuts the reference in 10
 AUTO_STDS = 3.0
-_ECDF = {"normalized_wasserstein_distance", "two_sample_kolmogorov_smirnov_test"}
 _THREADS = 4
 
 
@@ -119,7 +118,13 @@ Compute = Callable[[Any, Any], tuple[dict[str, float], dict[str, Any] | None]]
 def _feature_metrics(kind: str, engine: Engine, name: str, ftype: str, wanted: set[str]) -> Compute:
     def drift(ref: Any, prod: Any) -> tuple[dict[str, float], dict[str, Any] | None]:
         if ftype == "numerical":
-            stats = engine.numerical(ref, prod, name, ecdf=bool(wanted & _ECDF))
+            stats = engine.numerical(
+                ref,
+                prod,
+                name,
+                w1="normalized_wasserstein_distance" in wanted,
+                ks="two_sample_kolmogorov_smirnov_test" in wanted,
+            )
             return numerical_metrics(stats), _numerical_dist(name, stats)
         cats = engine.categorical(ref, prod, name)
         return categorical_metrics(cats), _categorical_dist(name, cats)
