@@ -92,6 +92,8 @@ def _read_collection(
     try:
         frame = read.load(source, window.start, window.end, workspace=workspace, columns=columns)
     except read.NotFoundError as exc:
+        if columns is not None and str(exc).startswith("no column"):  # a named feature
+            where = where.rsplit(".", 3)[0] + ".features"
         raise ConfigError(str(exc), field=where) from None
     except (ValueError, TypeError) as exc:
         raise ConfigError(str(exc), field=where) from None

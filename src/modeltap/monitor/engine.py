@@ -161,8 +161,8 @@ class LocalEngine:
         s = prod[column]
         nulls = s.isna()
         expected = _kind_of_values(ref[column]) if kind == "categorical" else "number"
-        kinds = _kinds(s[~nulls])
-        valid = s[~nulls][kinds == expected]
+        values = s[~nulls]
+        valid = values[_matches(values, expected)]
         if kind == "numerical":
             r = pd.to_numeric(ref[column], errors="coerce")
             v = pd.to_numeric(valid, errors="coerce")
@@ -170,7 +170,7 @@ class LocalEngine:
         else:
             seen = set(_category_counts(ref[column]).index)
             out = int((~valid.astype(str).isin(seen)).sum())
-        return QualityStats(len(s), int(nulls.sum()), int(len(kinds) - len(valid)), out)
+        return QualityStats(len(s), int(nulls.sum()), int(len(values) - len(valid)), out)
 
     def chunks(self, frame: Any, n: int) -> list[Any]:
         bounds = np.linspace(0, len(frame), n + 1).astype(int)
@@ -199,8 +199,10 @@ class LocalEngine:
 def _finite_sorted(s: Any) -> NDArray[np.float64]:
     import pandas as pd
 
-    if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
-        s = pd.to_numeric(s.where(_kinds(s) == "number"), errors="coerce")
+    if pd.api.types.is_bool_dtype(s.dtype):
+        s = s.astype(float)
+    elif not pd.api.types.is_numeric_dtype(s.dtype):
+        s = pd.to_numeric(s.where(_matches(s, "number")), errors="coerce")
     values: NDArray[np.float64] = np.sort(s.to_numpy(dtype=float, na_value=np.nan))
     # sorted: -inf first, then the finite values, then +inf and NaN
     lo = np.searchsorted(values, -np.inf, side="right")
@@ -241,6 +243,24 @@ def _column_kind(s: Any) -> str | None:
     if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
         return "text"
     return _INFERRED.get(pd.api.types.infer_dtype(s, skipna=True))
+
+
+def _matches(values: Any, expected: str) -> Any:
+    """For each value, whether it is of the expected kind. Text that reads as one counts:
+    a collection column whose values had several JSON types is read back as their JSON
+    text ('5', 'true', 'oops'), so '5' is a number there and 'true' a boolean."""
+    import pandas as pd
+
+    kinds = _kinds(values)
+    text = kinds == "text"
+    if not text.any() or expected == "text":
+        return kinds == expected
+    as_text = values[text].astype(str)
+    if expected == "number":
+        parsed = pd.to_numeric(as_text, errors="coerce").notna()
+    else:
+        parsed = as_text.str.lower().isin(["true", "false"])
+    return (kinds == expected) | parsed.reindex(values.index, fill_value=False)
 
 
 def _kinds(s: Any) -> Any:
