@@ -12,6 +12,10 @@ frames:
     chunks(frame, n)                    -> n consecutive row slices (auto thresholds)
     rows(frame), columns(frame)
     performance(frame, truth, prediction, task) -> ClassificationStats | RegressionStats
+
+signals.evaluate(signal, engine, ref, prod, skip) and signals.performance(...) take any
+engine and its frames; run.run_monitor reads pandas frames through modeltap.read for the
+LocalEngine, and store.py writes the results any engine computed.
 """
 
 from __future__ import annotations

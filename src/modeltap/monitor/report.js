@@ -55,7 +55,7 @@ const series = {};
 for (const r of D.history) ((series[r.signal + ' · ' + r.metric] ??= {})[r.feature || r.metric] ??= []).push(r);
 const palette = ['#1f77b4', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#7f7f7f'];
 for (const [title, byFeature] of Object.entries(series)) {
-  const runs = [...new Set(D.history.map(r => r.run_id))].sort();
+  const runs = [...new Set(D.history.map(r => r.run_id))];  // history is in run order
   const when = Object.fromEntries(D.history.map(r => [r.run_id, r.run_time]));
   const datasets = Object.entries(byFeature).map(([feat, rows], i) => {
     const at = Object.fromEntries(rows.map(r => [r.run_id, r]));

@@ -99,7 +99,12 @@ def evaluate(
         values, dist = compute(ref, prod)
         out = []
         for metric, threshold in chosen.items():
-            t = _auto(engine, ref, metric, compute) if threshold == AUTO else float(threshold)
+            where = f"{signal.where}.metric_thresholds.{kind}.{metric}"
+            t = (
+                _auto(engine, ref, metric, compute, where)
+                if threshold == AUTO
+                else float(threshold)
+            )
             value = values[metric]
             out.append(Outcome(name, kind, metric, value, t, metrics.breached(metric, value, t)))
         return out, dist
@@ -180,12 +185,12 @@ def performance(
     return result
 
 
-def _auto(engine: Engine, ref: Any, metric: str, compute: Compute) -> float:
+def _auto(engine: Engine, ref: Any, metric: str, compute: Compute, where: str) -> float:
     """mean +/- 3 std (ddof=0) of the metric of each reference chunk vs the reference."""
     if engine.rows(ref) < AUTO_CHUNKS * 10:
         raise ConfigError(
             f"auto needs at least {AUTO_CHUNKS * 10} reference rows ({engine.rows(ref)} given)",
-            field="metric_thresholds",
+            field=where,
         )
     values = np.array([compute(ref, chunk)[0][metric] for chunk in engine.chunks(ref, AUTO_CHUNKS)])
     values = values[~np.isnan(values)]
