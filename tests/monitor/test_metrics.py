@@ -205,3 +205,29 @@ def test_false_alarm_rate_at_no_drift_is_at_most_5_percent():
     assert consistent_with_5_percent(chi_alarms, trials), chi_alarms
     assert consistent_with_5_percent(ks_alarms, trials), ks_alarms
     assert not consistent_with_5_percent(gof_alarms, trials), gof_alarms  # miscalibrated
+
+
+def test_auto_threshold_of_a_p_value_is_mean_minus_3_std():
+    from modeltap.monitor.signals import AUTO_CHUNKS, evaluate
+    from modeltap.monitor.spec import SignalSpec
+
+    g = np.random.default_rng(5)
+    ref = pd.DataFrame({"x": g.normal(size=2000)})
+    prod = pd.DataFrame({"x": g.normal(size=500)})
+    signal = SignalSpec(
+        "s",
+        "data_drift",
+        (),
+        None,
+        None,
+        {},
+        {"numerical": {"two_sample_kolmogorov_smirnov_test": "auto"}},
+        True,
+        "signals.s",
+    )
+    [out] = evaluate(signal, LocalEngine(), ref, prod, set()).outcomes
+    x = ref["x"].to_numpy()
+    ps = [stats.ks_2samp(x, c).pvalue for c in np.array_split(x, AUTO_CHUNKS)]
+    assert close(out.threshold, float(np.mean(ps) - 3 * np.std(ps)))
+    assert close(out.value, float(stats.ks_2samp(x, prod["x"]).pvalue))
+    assert out.breached is (out.value < out.threshold)
