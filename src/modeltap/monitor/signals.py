@@ -32,6 +32,7 @@ __all__ = ["AUTO_CHUNKS", "Outcome", "evaluate", "feature_types", "performance"]
 
 AUTO_CHUNKS = 10  # NannyML's default chunker cuts the reference in 10
 AUTO_STDS = 3.0
+CHART_CATEGORIES = 30  # categories kept in the details JSON; the rest are "(other)"
 _THREADS = 4
 
 
@@ -211,9 +212,16 @@ def _numerical_dist(name: str, s: NumericalStats) -> dict[str, Any]:
 
 
 def _categorical_dist(name: str, s: CategoricalStats) -> dict[str, Any]:
+    """The categories for charts: the first CHART_CATEGORIES (the reference's most frequent,
+    then new ones), the rest summed as "(other)". Metrics use them all."""
+    cats, ref, prod = s.categories, s.ref_counts, s.prod_counts
+    if len(cats) > CHART_CATEGORIES:
+        k = CHART_CATEGORIES - 1
+        cats = [*cats[:k], "(other)"]
+        ref, prod = [*ref[:k], sum(ref[k:])], [*prod[:k], sum(prod[k:])]
     return {
         "feature": name,
         "feature_type": "categorical",
-        "reference": {"categories": s.categories, "counts": s.ref_counts},
-        "production": {"categories": s.categories, "counts": s.prod_counts},
+        "reference": {"categories": cats, "counts": ref},
+        "production": {"categories": cats, "counts": prod},
     }
