@@ -1,0 +1,268 @@
+"""The lines of stored objects and their times, without parsing every line.
+
+Tails, searches and summaries need the time of every line but the whole record of only a
+few. Lines that modeltap writes start with the same envelope (record.py: specversion, id,
+source, type, datacontenttype, then time), so one regular expression over an object finds
+every line's time (`scan`); a line is parsed whole only when it is chosen. An object with
+any other line (another writer's key order, an escaped quote in the envelope, a blank line)
+is parsed line by line instead.
+
+`Reader` keeps the scanned objects of one operation and picks the newest lines from them,
+reading partitions from the newest backwards (modeltap.tail uses it).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from modeltap.errors import ModeltapError
+from modeltap.read._parse import _py_time
+from modeltap.read._range import partition_of
+from modeltap.storage.base import ObjectInfo, Storage
+
+__all__ = ["OLDEST", "Line", "Lines", "Reader", "by_span", "matches", "scan"]
+
+log = logging.getLogger(__name__)
+
+OLDEST = datetime.min.replace(tzinfo=UTC)  # the sort key of a line without a time
+THREADS = 8  # objects fetched at once
+
+# The envelope up to the time, right after a newline: each match is one line's own
+# top-level `time` (every value before it is a plain string, so no key inside `data` can
+# come first). A literal start lets the regex engine skip ahead fast (no `^`).
+_ENVELOPE_TIME = re.compile(
+    rb'\n\{"specversion":"[^"\\\n]*","id":"[^"\\\n]*","source":"[^"\\\n]*",'
+    rb'"type":"[^"\\\n]*","datacontenttype":"[^"\\\n]*","time":"([^"\\\n]*)"'
+)
+
+Span = tuple[datetime, datetime]
+Key = tuple[datetime, str, int, int]  # (time or OLDEST, object path, line number, k)
+
+
+@dataclass(frozen=True)
+class Line:
+    """One stored line (one record) of a collection."""
+
+    raw: bytes  # as stored, without its newline
+    record: dict[str, Any]  # the parsed line
+    time: datetime | None  # its `time`, None when missing or not a time
+    path: str  # the object it came from
+    index: int  # its line number in that object, from 0
+
+    @property
+    def correlationid(self) -> str | None:
+        value = self.record.get("correlationid")
+        return None if value is None else str(value)
+
+    @property
+    def data(self) -> Any:
+        return self.record.get("data")
+
+
+def order(line: Line) -> tuple[datetime, str, int]:
+    return (line.time or OLDEST, line.path, line.index)
+
+
+@dataclass
+class Lines:
+    """The JSON-object lines of one object: raw bytes, line numbers and times."""
+
+    raw: list[bytes]  # without their newline
+    index: list[int]  # line number in the object, from 0
+    times: list[datetime | None]
+    bad: int = 0  # lines that are not JSON objects (left out)
+    parsed: dict[int, dict[str, Any]] = field(default_factory=dict)  # k -> record, when known
+    dropped: set[int] = field(default_factory=set)  # k found not to be a JSON object
+
+    def record(self, k: int) -> dict[str, Any] | None:
+        """The k-th line parsed; None when it turns out not to be a JSON object (it is then
+        counted in `bad` and left out from then on)."""
+        found = self.parsed.get(k)
+        if found is not None:
+            return found
+        try:
+            obj = orjson.loads(self.raw[k])
+        except orjson.JSONDecodeError:
+            obj = None
+        if not isinstance(obj, dict):
+            self.dropped.add(k)
+            self.bad += 1
+            return None
+        self.parsed[k] = obj
+        return obj
+
+
+def scan(data: bytes) -> Lines:
+    """The lines of an object with their times."""
+    lines = data.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    stamps = _ENVELOPE_TIME.findall(b"\n" + data)
+    if len(stamps) == len(lines):  # every line starts with modeltap's envelope
+        times = {s: _py_time(s.decode("ascii", "replace")) for s in set(stamps)}
+        return Lines(lines, list(range(len(lines))), [times[s] for s in stamps])
+    out = Lines([], [], [])
+    for index, raw in enumerate(lines):
+        if not raw.strip():
+            continue
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            obj = None
+        if not isinstance(obj, dict):
+            out.bad += 1
+            continue
+        out.parsed[len(out.raw)] = obj
+        out.raw.append(raw)
+        out.index.append(index)
+        out.times.append(_py_time(obj.get("time")))
+    return out
+
+
+def by_span(
+    infos: Iterable[ObjectInfo], prefix: str
+) -> tuple[dict[Span, list[ObjectInfo]], list[ObjectInfo]]:
+    """Objects by partition [start, end), and those outside partition folders (any time)."""
+    groups: dict[Span, list[ObjectInfo]] = {}
+    loose: list[ObjectInfo] = []
+    for info in infos:
+        span = partition_of(info.path, prefix)[1]
+        if span is None:
+            loose.append(info)
+        else:
+            groups.setdefault(span, []).append(info)
+    return groups, loose
+
+
+def _in(t: datetime | None, start: datetime | None, end: datetime | None) -> bool:
+    if start is None and end is None:
+        return True
+    return t is not None and (start is None or t >= start) and (end is None or t < end)
+
+
+def matches(
+    data: bytes,
+    correlation_id: str,
+    path: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> Iterator[Line]:
+    """Lines of one object whose correlationid is this one, within [start, end). Only the
+    lines holding the id as JSON writes it are parsed."""
+    needle = orjson.dumps(correlation_id)
+    at = data.find(needle)
+    while at != -1:
+        begin = data.rfind(b"\n", 0, at) + 1
+        stop = data.find(b"\n", at)
+        stop = len(data) if stop == -1 else stop
+        raw = data[begin:stop]
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict) and str(obj.get("correlationid")) == correlation_id:
+            t = _py_time(obj.get("time"))
+            if _in(t, start, end):
+                yield Line(raw, obj, t, path, data.count(b"\n", 0, begin))
+        at = data.find(needle, stop)
+
+
+class Reader:
+    """Objects of one collection folder, fetched and scanned once per operation."""
+
+    def __init__(self, storage: Storage, prefix: str):
+        self.storage = storage
+        self.prefix = prefix
+        self.bad_lines = 0  # lines seen that are not JSON objects (skipped)
+        self._cache: dict[str, Lines] = {}
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    def newest(
+        self,
+        infos: Iterable[ObjectInfo],
+        n: int,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[Line]:
+        """The newest n lines within [start, end), oldest first (by time, then object and
+        line order). Reads partitions from the newest backwards until no unread one can
+        hold a line newer than the n-th newest line read; parses only the chosen lines."""
+        groups, loose = by_span(infos, self.prefix)
+        spans = sorted(groups, reverse=True)
+        # later_end[i]: the latest end among spans[i:] (rolling rates may have changed)
+        later_end: list[datetime] = []
+        for span in reversed(spans):
+            later_end.append(max(span[1], later_end[-1]) if later_end else span[1])
+        later_end.reverse()
+        while True:
+            chosen = heapq.nlargest(n, self._keys(loose, start, end))
+            for i, span in enumerate(spans):
+                if len(chosen) >= n:
+                    cut = chosen[-1][0]
+                    if cut is not OLDEST and later_end[i] <= cut:
+                        break
+                more = self._keys(groups[span], start, end)
+                chosen = heapq.nlargest(n, itertools.chain(chosen, more))
+            lines = [self._line(key) for key in reversed(chosen)]
+            if all(line is not None for line in lines):
+                return lines  # type: ignore[return-value]
+            # a chosen line was not a JSON object after all: choose again without it
+
+    def lines(self, infos: list[ObjectInfo]) -> list[Line]:
+        """Every line of these objects, oldest first."""
+        keys = sorted(self._keys(infos, None, None))
+        return [line for line in map(self._line, keys) if line is not None]
+
+    def fetch(self, infos: list[ObjectInfo]) -> list[bytes]:
+        """The objects' bytes (an unreadable one is skipped with a warning: b"")."""
+        if len(infos) <= 1:
+            return [self._get(info) for info in infos]
+        with ThreadPoolExecutor(min(THREADS, len(infos))) as pool:
+            return list(pool.map(self._get, infos))
+
+    def _keys(
+        self, infos: list[ObjectInfo], start: datetime | None, end: datetime | None
+    ) -> Iterator[Key]:
+        todo = [info for info in infos if info.path not in self._cache]
+        for info, data in zip(todo, self.fetch(todo), strict=True):
+            scanned = self._cache[info.path] = scan(data)
+            self.bad_lines += scanned.bad
+        ranged = start is not None or end is not None
+        for info in infos:
+            lines = self._cache[info.path]
+            path, index, dropped = info.path, lines.index, lines.dropped
+            times = lines.times
+            # newest first: lines are mostly in time order, so few replace a chosen one
+            for k in range(len(times) - 1, -1, -1):
+                t = times[k]
+                if k in dropped or (ranged and not _in(t, start, end)):
+                    continue
+                yield (t or OLDEST, path, index[k], k)
+
+    def _line(self, key: Key) -> Line | None:
+        t, path, index, k = key
+        lines = self._cache[path]
+        record = lines.record(k)
+        if record is None:
+            self.bad_lines += 1
+            return None
+        return Line(lines.raw[k], record, None if t is OLDEST else t, path, index)
+
+    def _get(self, info: ObjectInfo) -> bytes:
+        try:
+            return self.storage.get(info.path)
+        except ModeltapError as exc:
+            log.warning("modeltap: skipped %s: could not be read: %s", info.path, exc)
+            return b""
