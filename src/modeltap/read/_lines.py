@@ -28,6 +28,7 @@ import orjson
 from modeltap.errors import ModeltapError
 from modeltap.read._parse import _py_time
 from modeltap.read._range import partition_of
+from modeltap.record import no_line_breaks
 from modeltap.storage.base import ObjectInfo, Storage
 
 __all__ = ["OLDEST", "Line", "Lines", "Reader", "by_span", "matches", "scan"]
@@ -158,8 +159,8 @@ def matches(
     end: datetime | None = None,
 ) -> Iterator[Line]:
     """Lines of one object whose correlationid is this one, within [start, end). Only the
-    lines holding the id as JSON writes it are parsed."""
-    needle = orjson.dumps(correlation_id)
+    lines holding the id as modeltap writes it are parsed."""
+    needle = no_line_breaks(orjson.dumps(correlation_id))
     at = data.find(needle)
     while at != -1:
         begin = data.rfind(b"\n", 0, at) + 1

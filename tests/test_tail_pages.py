@@ -1,0 +1,189 @@
+"""Bounded reads for the web page: pages of the newest lines within a time range, the lines
+of one correlation id (modeltap.tail), and the line scanner under them (read/_lines.py).
+
+Data is made by the real pipeline (tests/test_summary_tail.py's helpers)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pandas as pd
+import pytest
+
+from modeltap import runtime
+from modeltap import tail as tails
+from modeltap.read import _lines
+from modeltap.record import FRAME, Record
+from modeltap.tabular import PANDAS_TYPE
+from tests.conftest import store_root
+from tests.helpers import flush, setup
+from tests.test_summary_tail import PREFIX, T0, jsonl_files, series, submit
+
+COLLECTION = "ep/blue/model_inputs"
+
+
+def newest_first(ids: list[str]) -> list[str]:
+    return ids[::-1]
+
+
+# -- the scanner ----------------------------------------------------------------------------
+
+
+def test_scan_finds_every_time_without_parsing_and_agrees_with_a_full_parse(workspace):
+    setup(workspace)
+    submit(T0, 'quote"and\\backslash')  # escapes in the id: after the time, still fast
+    series(T0 + timedelta(minutes=1), 5, timedelta(seconds=7))
+    data = b"".join(f.read_bytes() for f in jsonl_files(workspace))
+    scanned = _lines.scan(data)
+    assert not scanned.parsed  # the fast path: no line was parsed
+    want = [json.loads(raw)["time"] for raw in data.splitlines()]
+    got = [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in scanned.times if t is not None]
+    assert got == want and len(scanned.raw) == 6 and scanned.bad == 0
+    assert scanned.record(0)["correlationid"] == 'quote"and\\backslash'
+
+
+def test_scan_falls_back_to_parsing_lines_of_other_writers():
+    foreign = [
+        {"time": "2026-03-01T08:00:00Z", "correlationid": "a", "data": []},  # time first
+        {"specversion": "1.0", "id": "x", "source": "s", "type": "t",
+         "datacontenttype": 'a"b', "time": "2026-03-01T09:00:00Z", "data": []},  # escaped
+    ]  # fmt: skip
+    data = b"\n".join(orjson.dumps(x) for x in foreign) + b"\n\nnot json\n[1]\n"
+    scanned = _lines.scan(data)
+    assert scanned.times == [T0.replace(hour=8, minute=0), T0.replace(hour=9, minute=0)]
+    assert scanned.index == [0, 1] and scanned.bad == 2
+    assert scanned.record(1)["datacontenttype"] == 'a"b'
+
+
+def test_a_line_that_only_looks_like_modeltaps_is_left_out_when_chosen(workspace):
+    setup(workspace)
+    ids = series(T0, 3, timedelta(minutes=1))
+    [newest_file] = [f for f in jsonl_files(workspace) if b"c002" in f.read_bytes()]
+    good = newest_file.read_bytes()
+    cut = good.replace(b'"correlationid":"c002"', b'"correlationid":"c002"\x00}{')
+    assert cut != good
+    newest_file.write_bytes(cut)
+    with tails.open_tail(COLLECTION, workspace) as t:
+        lines = t.newest(2)
+        assert [line.correlationid for line in lines] == ids[:2]
+        assert t.bad_lines == 1
+
+
+# -- pages ----------------------------------------------------------------------------------
+
+
+def test_pages_walk_back_through_the_collection_newest_first(workspace):
+    setup(workspace)
+    ids = series(T0, 23, timedelta(minutes=13))  # 08:30 ... 13:16, six hour partitions
+    seen: list[str] = []
+    with tails.open_tail(COLLECTION, workspace) as t:
+        for offset in range(0, 30, 5):
+            lines, more = t.page(5, offset)
+            seen += [line.correlationid or "" for line in lines]
+            assert more == (offset + 5 < 23)
+    assert seen == newest_first(ids)
+
+
+def test_a_page_reads_only_the_partitions_it_needs(workspace, counting):
+    setup(workspace)
+    series(T0, 30, timedelta(minutes=10))  # six hour partitions, 08:30 ... 13:20
+    counting.got.clear()
+    with tails.open_tail(COLLECTION, workspace) as t:
+        lines, more = t.page(2, 0)  # 13:20, 13:10, and one more (13:00) to know of more
+        assert [line.correlationid for line in lines] == ["c029", "c028"] and more
+        assert counting.got and all("/2026/03/01/13/" in p for p in counting.got)
+        lines, more = t.page(2, 2)  # 13:00 and 12:50: the 12 partition too
+    assert [line.correlationid for line in lines] == ["c027", "c026"] and more
+    assert {p.split("/")[-2] for p in counting.got} == {"13", "12"}
+
+
+def test_a_time_range_keeps_start_and_leaves_out_end(workspace, counting):
+    setup(workspace)
+    ids = series(T0, 30, timedelta(minutes=10))
+    start, end = T0 + timedelta(minutes=60), T0 + timedelta(minutes=120)  # 09:30 .. 10:30
+    counting.got.clear()
+    with tails.open_tail(COLLECTION, workspace) as t:
+        lines = t.newest(100, start, end)
+        assert [line.correlationid for line in lines] == ids[6:12]
+        assert all("/2026/03/01/09/" in p or "/2026/03/01/10/" in p for p in counting.got)
+        page, more = t.page(4, 0, start=start)
+        assert [line.correlationid for line in page] == newest_first(ids)[:4] and more
+        page, more = t.page(4, 4, end=end)
+        assert [line.correlationid for line in page] == newest_first(ids[:12])[4:8] and more
+        assert t.page(4, 0, start=T0 + timedelta(days=1)) == ([], False)
+
+
+def test_a_range_leaves_out_lines_without_a_time(workspace):
+    setup(workspace)
+    series(T0, 2, timedelta(minutes=1))
+    folder = store_root(workspace) / PREFIX / "2026/03/01/08"
+    (folder / "odd.jsonl").write_text(json.dumps({"correlationid": "timeless"}) + "\n")
+    with tails.open_tail(COLLECTION, workspace) as t:
+        assert [x.correlationid for x in t.newest(5)] == ["timeless", "c000", "c001"]
+        ranged = t.newest(5, T0, T0 + timedelta(hours=1))
+        assert [x.correlationid for x in ranged] == ["c000", "c001"]
+
+
+# -- one correlation id ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cid", ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>', "id é ☃ \u2028"]
+)
+def test_find_returns_the_lines_of_one_id(workspace, cid):
+    setup(workspace)
+    series(T0, 10, timedelta(minutes=20))
+    submit(T0 + timedelta(minutes=45), cid, rows=3)
+    flush()
+    with tails.open_tail(COLLECTION, workspace) as t:
+        found = t.find(cid)
+    [line] = found.lines
+    assert line.correlationid == cid and found.stopped_at is None
+    assert [row["cid"] for row in line.data] == [cid] * 3
+    assert line.time == T0 + timedelta(minutes=45)
+    assert json.loads(line.raw) == line.record
+    path = store_root(workspace) / line.path
+    assert path.read_bytes().splitlines()[line.index] == line.raw
+
+
+def test_find_stops_at_the_newest_partition_holding_the_id(workspace, counting):
+    setup(workspace)
+    series(T0, 30, timedelta(minutes=10))  # 08 ... 13
+    submit(T0 + timedelta(hours=4), "twice")  # 12:30
+    submit(T0 + timedelta(minutes=5), "twice")  # 08:35: older, not reached
+    flush()
+    counting.got.clear()
+    with tails.open_tail(COLLECTION, workspace) as t:
+        found = t.find("twice")
+    assert [line.time for line in found.lines] == [T0 + timedelta(hours=4)]
+    assert {p.split("/")[-2] for p in counting.got} == {"13", "12"}
+    with tails.open_tail(COLLECTION, workspace) as t:
+        both = t.find("twice", end=T0 + timedelta(hours=1))
+        assert [line.time for line in both.lines] == [T0 + timedelta(minutes=5)]
+        assert t.find("twice", T0 + timedelta(hours=5)).lines == []
+        assert t.find("nobody").lines == []
+
+
+def test_find_matches_the_correlation_id_only(workspace):
+    setup(workspace)
+    frame = pd.DataFrame({"note": ["abc"]})  # the id appears in the data of another record
+    other = Record("model_inputs", frame, kind=FRAME, correlation_id="other",
+                   time_=T0.timestamp(), collect_data_type=PANDAS_TYPE)  # fmt: skip
+    runtime.current().pipeline.submit(other)
+    flush()
+    with tails.open_tail(COLLECTION, workspace) as t:
+        assert t.find("abc").lines == []
+        assert [x.correlationid for x in t.find("other").lines] == ["other"]
+
+
+def test_find_within_a_byte_budget_says_where_it_stopped(workspace, counting):
+    setup(workspace)
+    series(T0, 30, timedelta(minutes=10))
+    counting.got.clear()
+    with tails.open_tail(COLLECTION, workspace) as t:
+        found = t.find("c000", max_bytes=1)  # one partition, then out of budget
+    assert found.lines == []
+    assert found.stopped_at == datetime(2026, 3, 1, 13, tzinfo=UTC)  # 12:00-13:00 not read
+    assert {p.split("/")[-2] for p in counting.got} == {"13"}
