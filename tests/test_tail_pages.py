@@ -130,7 +130,7 @@ def test_a_range_leaves_out_lines_without_a_time(workspace):
 
 
 @pytest.mark.parametrize(
-    "cid", ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>', "id é ☃ \u2028"]
+    "cid", ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "id é ☃ \u2028"]
 )
 def test_find_returns_the_lines_of_one_id(workspace, cid):
     setup(workspace)
@@ -187,3 +187,24 @@ def test_find_within_a_byte_budget_says_where_it_stopped(workspace, counting):
     assert found.lines == []
     assert found.stopped_at == datetime(2026, 3, 1, 13, tzinfo=UTC)  # 12:00-13:00 not read
     assert {p.split("/")[-2] for p in counting.got} == {"13"}
+
+
+def envelope_line(time: str, cid: str) -> bytes:
+    return orjson.dumps(
+        {"specversion": "1.0", "id": cid, "source": "s", "type": "t",
+         "datacontenttype": "application/json", "time": time, "data": [], "correlationid": cid}
+    )  # fmt: skip
+
+
+def test_time_range_of_an_object():
+    times = ["2026-03-01T09:00:00Z", "2026-03-01T08:00:00Z", "2026-03-01T09:30:00Z"]
+    data = b"\n".join(envelope_line(t, str(k)) for k, t in enumerate(times)) + b"\n"
+    assert _lines.time_range(data) == (T0.replace(minute=0), T0.replace(hour=9, minute=30))
+    # another offset: text order is not time order any more (10:00+05:00 is 05:00Z)
+    data += envelope_line("2026-03-01T10:00:00+05:00", "x")
+    assert _lines.time_range(data) == (
+        datetime(2026, 3, 1, 5, tzinfo=UTC),
+        datetime(2026, 3, 1, 9, 30, tzinfo=UTC),
+    )
+    assert _lines.time_range(b"") == (None, None)
+    assert _lines.time_range(b'{"time": "2026-03-01T08:00:00Z"}') == (T0.replace(minute=0),) * 2

@@ -31,7 +31,7 @@ from modeltap.read._range import partition_of
 from modeltap.record import no_line_breaks
 from modeltap.storage.base import ObjectInfo, Storage
 
-__all__ = ["OLDEST", "Line", "Lines", "Reader", "by_span", "matches", "scan"]
+__all__ = ["OLDEST", "Line", "Lines", "Reader", "by_span", "matches", "scan", "time_range"]
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,18 @@ def scan(data: bytes) -> Lines:
         out.index.append(index)
         out.times.append(_py_time(obj.get("time")))
     return out
+
+
+def time_range(data: bytes) -> tuple[datetime | None, datetime | None]:
+    """The earliest and latest line time of an object."""
+    stamps = _ENVELOPE_TIME.findall(b"\n" + data)
+    lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    if stamps and len(stamps) == lines and {len(s) for s in stamps} == {20}:
+        # all YYYY-MM-DDTHH:MM:SSZ (as modeltap writes them): text order is time order
+        first, last = min(stamps), max(stamps)
+        return _py_time(first.decode("ascii", "replace")), _py_time(last.decode("ascii", "replace"))
+    times = [t for t in scan(data).times if t is not None]
+    return min(times, default=None), max(times, default=None)
 
 
 def by_span(

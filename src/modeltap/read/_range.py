@@ -8,6 +8,7 @@ partitions a time range touches instead of everything.
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 from collections.abc import Iterator
@@ -59,6 +60,11 @@ def to_utc(value: TimeLike | None, name: str) -> datetime | None:
 
 def period(dirs: list[str]) -> tuple[datetime, datetime] | None:
     """[start, end) of the partition named by these folders, or None if they are not one."""
+    return _period(tuple(dirs))
+
+
+@functools.lru_cache(maxsize=4096)  # many objects share a partition folder
+def _period(dirs: tuple[str, ...]) -> tuple[datetime, datetime] | None:
     if not 1 <= len(dirs) <= len(_WIDTHS):
         return None
     for part, width in zip(dirs, _WIDTHS, strict=False):
