@@ -92,7 +92,7 @@ async def _error(request: Request, exc: Exception) -> Response:
     return templates.TemplateResponse(
         request,
         "error.html",
-        {"message": str(exc), "code": code, "workspace": request.app.state.workspace},
+        {"message": str(exc), "code": code, "workspace": request.app.state.workspace, "active": ""},
         status_code=code,
     )
 
