@@ -64,8 +64,12 @@ def test_a_published_runtime_writes_its_counters_and_removes_them_at_shutdown(wo
 
 
 def test_files_of_killed_processes_of_this_host_are_removed(workspace, fast):
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     rt = setup(workspace)
     status.publish(rt)
     [mine] = status.read(workspace)

@@ -52,9 +52,8 @@ def test_a_budget_reads_the_ends_then_the_newest_and_estimates_the_rest(workspac
     counting.got.clear()
     ends = sum(v for k, v in size.items() if "/08/" in k or "/13/" in k)
     [s] = [
-        x for x in summary.list_assets(workspace, max_bytes=ends + in_12)
-        if x.asset.name == INPUTS
-    ]  # fmt: skip
+        x for x in summary.list_assets(workspace, max_bytes=ends + in_12) if x.asset.name == INPUTS
+    ]
     assert hours(counting.got) == {"08", "12", "13"}  # then the newest that fit
     assert Counter(p.estimated for p in s.by_partition) == Counter({True: 3, False: 3})
     assert [p.records for p in s.by_partition if not p.estimated] == [

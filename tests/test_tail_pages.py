@@ -47,9 +47,16 @@ def test_scan_finds_every_time_without_parsing_and_agrees_with_a_full_parse(work
 def test_scan_falls_back_to_parsing_lines_of_other_writers():
     foreign = [
         {"time": "2026-03-01T08:00:00Z", "correlationid": "a", "data": []},  # time first
-        {"specversion": "1.0", "id": "x", "source": "s", "type": "t",
-         "datacontenttype": 'a"b', "time": "2026-03-01T09:00:00Z", "data": []},  # escaped
-    ]  # fmt: skip
+        {
+            "specversion": "1.0",
+            "id": "x",
+            "source": "s",
+            "type": "t",
+            "datacontenttype": 'a"b',
+            "time": "2026-03-01T09:00:00Z",
+            "data": [],
+        },  # escaped
+    ]
     data = b"\n".join(orjson.dumps(x) for x in foreign) + b"\n\nnot json\n[1]\n"
     scanned = _lines.scan(data)
     assert scanned.times == [T0.replace(hour=8, minute=0), T0.replace(hour=9, minute=0)]
@@ -169,8 +176,14 @@ def test_find_stops_at_the_newest_partition_holding_the_id(workspace, counting):
 def test_find_matches_the_correlation_id_only(workspace):
     setup(workspace)
     frame = pd.DataFrame({"note": ["abc"]})  # the id appears in the data of another record
-    other = Record("model_inputs", frame, kind=FRAME, correlation_id="other",
-                   time_=T0.timestamp(), collect_data_type=PANDAS_TYPE)  # fmt: skip
+    other = Record(
+        "model_inputs",
+        frame,
+        kind=FRAME,
+        correlation_id="other",
+        time_=T0.timestamp(),
+        collect_data_type=PANDAS_TYPE,
+    )
     runtime.current().pipeline.submit(other)
     flush()
     with tails.open_tail(COLLECTION, workspace) as t:
@@ -191,9 +204,17 @@ def test_find_within_a_byte_budget_says_where_it_stopped(workspace, counting):
 
 def envelope_line(time: str, cid: str) -> bytes:
     return orjson.dumps(
-        {"specversion": "1.0", "id": cid, "source": "s", "type": "t",
-         "datacontenttype": "application/json", "time": time, "data": [], "correlationid": cid}
-    )  # fmt: skip
+        {
+            "specversion": "1.0",
+            "id": cid,
+            "source": "s",
+            "type": "t",
+            "datacontenttype": "application/json",
+            "time": time,
+            "data": [],
+            "correlationid": cid,
+        }
+    )
 
 
 def test_time_range_of_an_object():

@@ -46,7 +46,9 @@ def direct_numerical(r, p):
 
 
 def engine_numerical(r, p):
-    s = LocalEngine().numerical(pd.DataFrame({"x": r}), pd.DataFrame({"x": p}), "x", w1=True, ks=True)
+    s = LocalEngine().numerical(
+        pd.DataFrame({"x": r}), pd.DataFrame({"x": p}), "x", w1=True, ks=True
+    )
     return numerical_metrics(s)
 
 

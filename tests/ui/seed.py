@@ -50,11 +50,12 @@ class Seeded:
     failed_id: str = "failed-call"
 
 
-def collections(datastore: str | None) -> dict[str, dict[str, object]]:
+def collections(datastore: str | None, deployment: str) -> dict[str, dict[str, object]]:
     def one(name: str) -> dict[str, object]:
         if datastore is None:
             return {"enabled": True}
-        return {"enabled": True, "data": {"path": f"azureml://datastores/{datastore}/paths/c/{name}"}}
+        path = f"azureml://datastores/{datastore}/paths/collected/{deployment}/{name}"
+        return {"enabled": True, "data": {"path": path}}
 
     return {name: one(name) for name in ("model_inputs", "model_outputs", "request", "response")}
 
@@ -97,7 +98,7 @@ def seed(workspace: Path, datastore: str | None = None, records: int = 30) -> Se
         workspace=workspace,
         endpoint="shop",
         deployment="blue",
-        collections=collections(datastore),
+        collections=collections(datastore, "blue"),
         rolling_rate="Hour",
     )
     step = timedelta(hours=6) / records
@@ -143,7 +144,7 @@ def seed(workspace: Path, datastore: str | None = None, records: int = 30) -> Se
         workspace=workspace,
         endpoint="shop",
         deployment="green",
-        collections={"model_inputs": collections(datastore)["model_inputs"]},
+        collections={"model_inputs": collections(datastore, "green")["model_inputs"]},
     )
     submit("model_inputs", pd.DataFrame({"age": [1]}), "green-1", T0)
     assert modeltap.flush(30)
