@@ -17,7 +17,7 @@ from starlette.templating import Jinja2Templates
 
 from modeltap.layout import validate_name
 from modeltap.read._source import NotFoundError
-from modeltap.ui import data, present
+from modeltap.ui import data, monitoring, present
 
 __all__ = [
     "assets_page",
@@ -113,15 +113,11 @@ def download(request: Request) -> Response:
 
 
 def monitoring_page(request: Request) -> Response:
-    from modeltap.ui import monitoring
-
     found = monitoring.monitors(_workspace(request))
     return _render(request, "monitoring.html", {"monitors": found, "active": "monitoring"})
 
 
 def monitor_page(request: Request) -> Response:
-    from modeltap.ui import monitoring
-
     name = request.path_params["name"]
     run_id = request.query_params.get("run") or None
     found = monitoring.monitor(_workspace(request), name, run_id)
@@ -130,8 +126,6 @@ def monitor_page(request: Request) -> Response:
 
 def report(request: Request) -> Response:
     """A run's own HTML report, sandboxed: its scripts run, but not as this page's origin."""
-    from modeltap.ui import monitoring
-
     name, run_id = request.path_params["name"], request.path_params["run_id"]
     path = monitoring.report_path(_workspace(request), name, run_id)
     if path is None:
