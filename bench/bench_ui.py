@@ -1,0 +1,272 @@
+"""Page render times of `modeltap ui` on the read-bench collections (target: < 300 ms a page).
+
+The collections are bench/gen_collections.py's (the same files bench_read.py reads: exact
+R4.2 lines, 48 hourly partitions, 24 files each, 1 GB by default). A real `modeltap ui`
+process serves them on 127.0.0.1; every page is fetched whole over HTTP with httpx, so a
+time is the server's work plus one local round trip. Side by side, in the same run, the
+work a page avoids: summarizing the collection exactly (what `modeltap assets list` does:
+every file read) and loading it whole (`modeltap.read.load`), each in a fresh process.
+
+usage:
+  .venv/bin/python bench/bench_ui.py                     # 1x10 and 10x20 at 1 GB, 3 reps x 5
+  .venv/bin/python bench/bench_ui.py --quick             # 200 MB, 1 rep x 3
+  .venv/bin/python bench/bench_ui.py --shapes 1x10 --reps 5
+Markdown goes to stdout, progress to stderr, one JSON object per measurement to --results.
+The data's files are in the page cache (generated or read just before): warm-cache figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from common import (
+    agg,
+    copy_src,
+    cpu_model,
+    finish_run,
+    log,
+    machine_line,
+    modeltap_commit,
+    new_run_id,
+    port_open,
+    table,
+)
+
+HERE = Path(__file__).resolve().parent
+TARGET_MS = 300.0
+COLLECTION = "/c/bench/blue/model_inputs"
+HOUR = ("2026-11-24T13:00:00", "2026-11-24T14:00:00")  # hour 37 of 48, as bench_read
+
+
+def pages(newest: tuple[str, str], in_hour: tuple[str, str]) -> list[tuple[str, str]]:
+    """(name, path) of the pages measured; newest/in_hour: (correlation id, time)."""
+    start, end = HOUR
+    return [
+        ("overview", "/"),
+        ("assets", "/assets"),
+        ("collection: newest 50", COLLECTION),
+        ("collection: page 20 (records 951-1000)", f"{COLLECTION}?page=20"),
+        ("collection: 1 hour of 48", f"{COLLECTION}?start={start}&end={end}"),
+        ("collection: search an id (newest hour)", f"{COLLECTION}?id={newest[0]}"),
+        (
+            "collection: search an id in 1 hour",
+            f"{COLLECTION}?id={in_hour[0]}&start={start}&end={end}",
+        ),
+        ("request view (from a table's link)", f"/r/bench/blue?id={in_hour[0]}&t={in_hour[1]}"),
+        ("monitoring (no runs)", "/monitoring"),
+    ]
+
+
+def ids(workspace: Path, env: dict[str, str]) -> tuple[tuple[str, str], tuple[str, str]]:
+    """The newest line's (correlation id, time), and a line's of HOUR, through modeltap.tail."""
+    code = (
+        "import json, sys; from modeltap import tail; from datetime import datetime, UTC\n"
+        f"t = tail.open_tail('bench/blue/model_inputs', {str(workspace)!r})\n"
+        "new = t.newest(1)[-1]\n"
+        f"hour = t.newest(1, datetime.fromisoformat({HOUR[0]!r}).replace(tzinfo=UTC), "
+        f"datetime.fromisoformat({HOUR[1]!r}).replace(tzinfo=UTC))[-1]\n"
+        "print(json.dumps([[new.correlationid, new.record['time']], "
+        "[hour.correlationid, hour.record['time']]]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(out.stderr)
+    newest, in_hour = json.loads(out.stdout)
+    return tuple(newest), tuple(in_hour)  # type: ignore[return-value]
+
+
+def reference(workspace: Path, env: dict[str, str], what: str) -> float:
+    """Seconds for the work a page avoids, in a fresh process."""
+    code = {
+        "exact summary": "from modeltap import summary; summary.list_assets(W, progress=False)",
+        "read.load whole collection": (
+            "from modeltap import read; read.load('bench-blue-model_inputs', workspace=W)"
+        ),
+    }[what]
+    timed = f"import time; W = {str(workspace)!r}; t = time.perf_counter(); {code}; "
+    timed += "print(time.perf_counter() - t)"
+    out = subprocess.run([sys.executable, "-c", timed], env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(out.stderr)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def serve(
+    workspace: Path, env: dict[str, str], port: int, logfile: Path
+) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "modeltap.cli",
+        "ui",
+        "--workspace",
+        str(workspace),
+        "--port",
+        str(port),
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=logfile.open("wb"))
+    deadline = time.monotonic() + 60
+    while not port_open(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            sys.exit(f"modeltap ui did not start:\n{logfile.read_text()}")
+        time.sleep(0.1)
+    return proc
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data-dir", default="/tmp/modeltap-read-bench/data")
+    ap.add_argument("--shapes", default="1x10,10x20")
+    ap.add_argument("--mb", type=float, default=1024)
+    ap.add_argument("--reps", type=int, default=3, help="rounds over every page")
+    ap.add_argument("--requests", type=int, default=5, help="requests of a page per round")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--results", default="/tmp/modeltap-bench/results-ui.jsonl")
+    a = ap.parse_args()
+    if a.quick:
+        a.mb, a.reps, a.requests = 200, 1, 3
+    run_id, t_start = new_run_id(), time.time()
+    results = Path(a.results)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="modeltap-bench-ui-"))
+    env = {**os.environ, "PYTHONPATH": str(copy_src(work)), "MODELTAP_UI_TOKEN": ""}
+    meta = {
+        "run_id": run_id,
+        "nproc": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "python": sys.version.split()[0],
+        "modeltap_commit": modeltap_commit(),
+        "command": " ".join(["python", *sys.argv]),
+    }
+    log(f"run {run_id}: work dir {work}, results -> {results}")
+    report = [
+        f"### Run ({run_id})\n",
+        machine_line(meta, ["nproc", "cpu_model", "python", "modeltap_commit"]),
+    ]
+    report.append(f"Command: `{meta['command']}`\n")
+    rows, refs = [], []
+    for shape in a.shapes.split(","):
+        out = Path(a.data_dir) / f"{shape}-{a.mb:g}mb"
+        gen = [
+            sys.executable,
+            str(HERE / "gen_collections.py"),
+            "--out",
+            str(out),
+            "--shape",
+            shape,
+            "--mb",
+            str(a.mb),
+        ]
+        made = subprocess.run(gen, env=env, capture_output=True, text=True)
+        if made.returncode != 0:
+            sys.exit(f"generation failed:\n{made.stderr[-3000:]}")
+        manifest = json.loads((out / "manifest.json").read_text())
+        workspace = out / "ws"
+        name = f"{shape} {manifest['mb']:g} MB"
+        log(f"{name}: {manifest['files']} files, {manifest['lines']:,} lines")
+        newest, in_hour = ids(workspace, env)
+        port = _free_port()
+        proc = serve(workspace, env, port, work / f"ui-{shape}.log")
+        try:
+            times: dict[str, list[float]] = {}
+            first: dict[str, float] = {}
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+                measured = pages(newest, in_hour)
+                for label, path in measured:  # the first request of each page, not counted
+                    t = time.perf_counter()
+                    answer = client.get(path)
+                    first[label] = (time.perf_counter() - t) * 1000
+                    if answer.status_code != 200:
+                        sys.exit(f"{path}: {answer.status_code}\n{answer.text[:2000]}")
+                for rep in range(a.reps):
+                    order = measured if rep % 2 == 0 else measured[::-1]
+                    for label, path in order:
+                        for _ in range(a.requests):
+                            t = time.perf_counter()
+                            answer = client.get(path)
+                            ms = (time.perf_counter() - t) * 1000
+                            assert answer.status_code == 200, (path, answer.status_code)
+                            times.setdefault(label, []).append(ms)
+                            with results.open("a") as f:
+                                f.write(
+                                    json.dumps(
+                                        {
+                                            "bench": "ui",
+                                            "run_id": run_id,
+                                            "data": name,
+                                            "page": label,
+                                            "path": path,
+                                            "ms": ms,
+                                            "bytes": len(answer.content),
+                                            "rep": rep,
+                                        }
+                                    )
+                                    + "\n"
+                                )
+            rss = peak_rss_mb(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        for label, _ in measured:
+            med = statistics.median(times[label])
+            verdict = "met" if med < TARGET_MS else "**missed**"
+            rows.append([name, label, agg(times[label], "{:.0f}"), f"{first[label]:.0f}", verdict])
+        rows.append([name, "(server peak RSS)", f"{rss:.0f} MB" if rss else "-", "", ""])
+        for what in ("exact summary", "read.load whole collection"):
+            secs = [reference(workspace, env, what) for _ in range(a.reps)]
+            refs.append([name, what, agg([s * 1000 for s in secs], "{:.0f}")])
+            with results.open("a") as f:
+                f.write(
+                    json.dumps(
+                        {
+                            "bench": "ui-reference",
+                            "run_id": run_id,
+                            "data": name,
+                            "what": what,
+                            "seconds": secs,
+                        }
+                    )
+                    + "\n"
+                )
+        log(f"{name}: done")
+    report.append(
+        f"Pages: median [min-max] ms over {a.reps} rounds x {a.requests} requests; "
+        "'first' is the first request of the page (not counted).\n"
+    )
+    report.append(table(["data", "page", "ms", "first ms", f"< {TARGET_MS:.0f} ms"], rows))
+    report.append("\nWhat the pages avoid, in a fresh process each (median [min-max] ms):\n")
+    report.append(table(["data", "work", "ms"], refs))
+    print("\n".join(report))
+    finish_run(results, "ui-meta", meta, t_start)
+    return 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
