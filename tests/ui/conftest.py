@@ -67,8 +67,10 @@ def start_ui(tmp_path: Path) -> Iterator[Callable[..., UI]]:
         process.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    # Per module: Playwright's sync API keeps an event loop running in this thread while
+    # it is open, and tests elsewhere call asyncio.run().
     if not Path(CHROMIUM).exists():
         raise AssertionError(
             f"{CHROMIUM} is missing: bash scripts/test.sh installs Debian's chromium"

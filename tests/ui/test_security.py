@@ -183,3 +183,13 @@ def test_reports_are_sandboxed_and_unknown_names_are_404(seeded_local, start_ui)
             assert client.get(path).status_code in (400, 404), path
         missing = client.get("/c/shop/blue/requests").text  # escaped, as every value
         assert "did you mean &#39;shop/blue/request&#39;" in missing
+
+
+def test_the_error_docs_ui_shows_is_the_cli_error(tmp_path):
+    from tests.test_docs import ROOT, blocks
+
+    [shown] = [b for b in blocks(ROOT / "docs" / "ui.md", "text") if "$ modeltap ui" in b]
+    command, message = shown.strip().splitlines()
+    args = command.removeprefix("$ modeltap ui ").split()
+    done = cli(*args, "--workspace", str(tmp_path), env={"MODELTAP_UI_TOKEN": ""})
+    assert done.returncode == 2 and done.stderr.strip() == message.strip()
