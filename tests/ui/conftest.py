@@ -120,6 +120,21 @@ def seeded_azure(tmp_path_factory: pytest.TempPathFactory, azurite) -> Iterator[
         yield _seed(workspace, "lake")
 
 
+@pytest.fixture(scope="module")
+def seeded_s3(tmp_path_factory: pytest.TempPathFactory, moto_s3) -> Iterator[Seeded]:
+    workspace = tmp_path_factory.mktemp("s3") / "ws"
+    workspace.mkdir()
+    bucket = moto_s3.create_bucket(unique_name("ui"))
+    (workspace / "workspace.yml").write_text(
+        f"datastores:\n  lake:\n    type: s3\n    bucket: {bucket}\n"
+        f"    region: {moto_s3.region}\n    endpoint_url: {moto_s3.endpoint}\n"
+    )
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in moto_s3.env.items():
+            env.setenv(key, value)  # for the seeding and for the UI
+        yield _seed(workspace, "lake")
+
+
 def _seed(workspace: Path, datastore: str | None) -> Seeded:
     import modeltap
     from modeltap import collector
