@@ -90,6 +90,8 @@ def test_pages_walk_back_through_the_collection_newest_first(workspace):
             lines, more = t.page(5, offset)
             seen += [line.correlationid or "" for line in lines]
             assert more == (offset + 5 < 23)
+        last, more = t.page(3, 20)  # exactly the last three: nothing older
+        assert [line.correlationid for line in last] == ids[2::-1] and not more
     assert seen == newest_first(ids)
 
 
