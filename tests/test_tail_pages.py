@@ -231,3 +231,24 @@ def test_time_range_of_an_object():
     )
     assert _lines.time_range(b"") == (None, None)
     assert _lines.time_range(b'{"time": "2026-03-01T08:00:00Z"}') == (T0.replace(minute=0),) * 2
+
+
+def test_objects_in_time_order_and_not(workspace):
+    setup(workspace)
+    series(T0, 1, timedelta(minutes=1))  # registers the collection; 08:30
+    folder = store_root(workspace) / PREFIX / "2026/03/01/08"
+    at = [T0.replace(minute=m) for m in range(10)]  # 08:00 ... 08:09, in order
+    ordered = [envelope_line(t.strftime("%Y-%m-%dT%H:%M:%SZ"), f"a{t.minute}") for t in at]
+    ordered[9] = ordered[9][:-1] + b",}"  # the newest one is not JSON after all
+    (folder / "a.jsonl").write_bytes(b"\n".join(ordered) + b"\n")
+    unordered = [envelope_line(f"2026-03-01T08:{m:02d}:00Z", f"b{m}") for m in (5, 45, 1)]
+    (folder / "b.jsonl").write_bytes(b"\n".join(unordered) + b"\n")
+    assert _lines.scan((folder / "a.jsonl").read_bytes()).ordered
+    assert not _lines.scan((folder / "b.jsonl").read_bytes()).ordered
+    with tails.open_tail(COLLECTION, workspace) as t:
+        assert [x.correlationid for x in t.newest(4)] == ["a7", "a8", "c000", "b45"]
+        assert t.bad_lines == 1
+        early = t.newest(3, end=T0.replace(minute=5))
+        assert [x.correlationid for x in early] == ["a2", "a3", "a4"]
+        window = t.newest(10, T0.replace(minute=4), T0.replace(minute=6))
+        assert [x.correlationid for x in window] == ["a4", "a5", "b5"]

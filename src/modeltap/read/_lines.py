@@ -13,15 +13,17 @@ reading partitions from the newest backwards (modeltap.tail uses it).
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import logging
+import operator
 import re
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -84,6 +86,12 @@ class Lines:
     bad: int = 0  # lines that are not JSON objects (left out)
     parsed: dict[int, dict[str, Any]] = field(default_factory=dict)  # k -> record, when known
     dropped: set[int] = field(default_factory=set)  # k found not to be a JSON object
+    ordered: bool = False  # every line has a time, in order (one writer's flush usually is)
+
+    def check_order(self) -> Lines:
+        times = cast("list[datetime]", self.times)
+        self.ordered = None not in self.times and all(map(operator.le, times, times[1:]))
+        return self
 
     def record(self, k: int) -> dict[str, Any] | None:
         """The k-th line parsed; None when it turns out not to be a JSON object (it is then
@@ -111,7 +119,7 @@ def scan(data: bytes) -> Lines:
     stamps = _ENVELOPE_TIME.findall(b"\n" + data)
     if len(stamps) == len(lines):  # every line starts with modeltap's envelope
         times = {s: _py_time(s.decode("ascii", "replace")) for s in set(stamps)}
-        return Lines(lines, list(range(len(lines))), [times[s] for s in stamps])
+        return Lines(lines, list(range(len(lines))), [times[s] for s in stamps]).check_order()
     out = Lines([], [], [])
     for index, raw in enumerate(lines):
         if not raw.strip():
@@ -127,7 +135,7 @@ def scan(data: bytes) -> Lines:
         out.raw.append(raw)
         out.index.append(index)
         out.times.append(_py_time(obj.get("time")))
-    return out
+    return out.check_order()
 
 
 def time_range(data: bytes) -> tuple[datetime | None, datetime | None]:
@@ -220,13 +228,13 @@ class Reader:
             later_end.append(max(span[1], later_end[-1]) if later_end else span[1])
         later_end.reverse()
         while True:
-            chosen = heapq.nlargest(n, self._keys(loose, start, end))
+            chosen = heapq.nlargest(n, self._keys(loose, start, end, n))
             for i, span in enumerate(spans):
                 if len(chosen) >= n:
                     cut = chosen[-1][0]
                     if cut is not OLDEST and later_end[i] <= cut:
                         break
-                more = self._keys(groups[span], start, end)
+                more = self._keys(groups[span], start, end, n)
                 chosen = heapq.nlargest(n, itertools.chain(chosen, more))
             lines = [self._line(key) for key in reversed(chosen)]
             if all(line is not None for line in lines):
@@ -246,8 +254,14 @@ class Reader:
             return list(pool.map(self._get, infos))
 
     def _keys(
-        self, infos: list[ObjectInfo], start: datetime | None, end: datetime | None
+        self,
+        infos: list[ObjectInfo],
+        start: datetime | None,
+        end: datetime | None,
+        n: int | None = None,
     ) -> Iterator[Key]:
+        """(time, path, line number, k) of the lines within the range: of each object, only
+        its newest n when n is given and its lines are in time order."""
         todo = [info for info in infos if info.path not in self._cache]
         for info, data in zip(todo, self.fetch(todo), strict=True):
             scanned = self._cache[info.path] = scan(data)
@@ -255,8 +269,20 @@ class Reader:
         ranged = start is not None or end is not None
         for info in infos:
             lines = self._cache[info.path]
-            path, index, dropped = info.path, lines.index, lines.dropped
-            times = lines.times
+            path, index, dropped, times = info.path, lines.index, lines.dropped, lines.times
+            if lines.ordered and n is not None:
+                # in time order: the newest n within the range are the last n before `end`
+                known = cast("list[datetime]", times)
+                lo = 0 if start is None else bisect.bisect_left(known, start)
+                hi = len(known) if end is None else bisect.bisect_left(known, end)
+                given = 0
+                for k in range(hi - 1, lo - 1, -1):
+                    if k not in dropped:
+                        yield (known[k], path, index[k], k)
+                        given += 1
+                        if given == n:
+                            break
+                continue
             # newest first: lines are mostly in time order, so few replace a chosen one
             for k in range(len(times) - 1, -1, -1):
                 t = times[k]

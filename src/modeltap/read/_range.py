@@ -79,8 +79,12 @@ def _period(dirs: tuple[str, ...]) -> tuple[datetime, datetime] | None:
 
 def partition_of(path: str, prefix: str) -> tuple[str, tuple[datetime, datetime] | None]:
     """(partition folder, its [start, end)) of an object under `prefix`; None outside one."""
-    dirs = path[len(prefix) + 1 if prefix else 0 :].split("/")[:-1]
-    return "/".join(dirs), period(dirs)
+    return _partition_of(path[len(prefix) + 1 if prefix else 0 :].rpartition("/")[0])
+
+
+@functools.lru_cache(maxsize=4096)  # many objects share a partition folder
+def _partition_of(folder: str) -> tuple[str, tuple[datetime, datetime] | None]:
+    return folder, period(folder.split("/")) if folder else None
 
 
 def _at(fields: list[int]) -> datetime:

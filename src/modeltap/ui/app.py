@@ -27,7 +27,7 @@ from starlette.templating import Jinja2Templates
 from modeltap.config import default_workspace
 from modeltap.errors import ConfigError, ModeltapError, StorageError
 from modeltap.read._source import NotFoundError
-from modeltap.ui import present, views
+from modeltap.ui import data, present, views
 from modeltap.ui.guard import Guard
 
 __all__ = ["ENV_HOSTS", "ENV_TOKEN", "ENV_WORKSPACE", "app_from_env", "create_app"]
@@ -117,6 +117,8 @@ def _environment() -> jinja2.Environment:
         pretty=present.pretty,
     )
     env.globals.update(
+        search_mb=data.SEARCH_BYTES // 2**20,
+        summary_mb=data.SUMMARY_BYTES // 2**20,
         collection_url=collection_url,
         request_url=request_url,
         download_url=download_url,
