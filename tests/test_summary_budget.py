@@ -39,6 +39,7 @@ def test_a_budget_reads_the_ends_then_the_newest_and_estimates_the_rest(workspac
     files = jsonl_files(workspace)
     size = {f.relative_to(store_root(workspace)).as_posix(): f.stat().st_size for f in files}
     in_12 = sum(v for k, v in size.items() if "/2026/03/01/12/" in k)
+    summary._SCANS.clear()  # count this summary's reads, not the one above's
     counting.got.clear()
 
     [s] = [x for x in summary.list_assets(workspace, max_bytes=0) if x.asset.name == INPUTS]
@@ -49,6 +50,7 @@ def test_a_budget_reads_the_ends_then_the_newest_and_estimates_the_rest(workspac
     marks = {p.folder[-2:]: p.estimated for p in s.by_partition}
     assert marks == {"08": False, "09": True, "10": True, "11": True, "12": True, "13": False}
 
+    summary._SCANS.clear()
     counting.got.clear()
     ends = sum(v for k, v in size.items() if "/08/" in k or "/13/" in k)
     [s] = [
@@ -73,3 +75,16 @@ def test_loose_files_are_always_read(workspace):
     [s] = [x for x in summary.list_assets(workspace, max_bytes=0) if x.asset.name == INPUTS]
     assert s.records == 7 and s.first is not None and s.first.month == 2
     assert sum(p.records for p in s.by_partition) == 3  # loose lines are in no partition
+
+
+def test_a_summary_made_again_reads_only_new_objects(workspace, counting):
+    setup(workspace)
+    series(T0, 6, timedelta(minutes=30))
+    first = {s.asset.name: s for s in summary.list_assets(workspace)}[INPUTS]
+    counting.got.clear()
+    again = {s.asset.name: s for s in summary.list_assets(workspace)}[INPUTS]
+    assert counting.got == [] and again == first
+    series(T0 + timedelta(hours=5), 1, timedelta(minutes=1))  # one new object
+    counting.got.clear()
+    s = {s.asset.name: s for s in summary.list_assets(workspace)}[INPUTS]
+    assert s.records == 7 and len(counting.got) == 1

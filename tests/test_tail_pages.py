@@ -252,3 +252,39 @@ def test_objects_in_time_order_and_not(workspace):
         assert [x.correlationid for x in early] == ["a2", "a3", "a4"]
         window = t.newest(10, T0.replace(minute=4), T0.replace(minute=6))
         assert [x.correlationid for x in window] == ["a4", "a5", "b5"]
+
+
+# -- what is kept between operations --------------------------------------------------------
+
+
+def test_scanned_objects_are_kept_between_operations(workspace, counting):
+    setup(workspace)
+    ids = series(T0, 12, timedelta(minutes=30))  # 08:30 ... 14:00
+    with tails.open_tail(COLLECTION, workspace) as t:
+        assert [x.correlationid for x in t.newest(4)] == ids[-4:]  # 12:30 ... 14:00
+        read_once = list(counting.got)
+        counting.got.clear()
+        page, _ = t.page(3, 0)  # the 4 newest again (3, and whether more): nothing read
+        assert [x.correlationid for x in page] == ids[:-4:-1] and counting.got == []
+        page, _ = t.page(3, 3)  # one partition further back: only that one is read
+        assert counting.got and not set(counting.got) & set(read_once)
+    # an object of another size at the same place is another object
+    newest = store_root(workspace) / max(read_once)  # the 14 partition's
+    newest.write_bytes(newest.read_bytes() + newest.read_bytes().splitlines(keepends=True)[0])
+    counting.got.clear()
+    with tails.open_tail(COLLECTION, workspace) as t:
+        assert [x.correlationid for x in t.newest(2)] == ["c011", "c011"]
+    assert counting.got == [max(read_once)]
+
+
+def test_the_cache_keeps_to_its_size():
+    cache = _lines.ScanCache(100)
+    one = _lines.scan(b"")
+    for k in range(5):
+        cache.put((f"p{k}", k), one, 30)
+    assert [cache.get((f"p{k}", k)) is one for k in range(5)] == [False, False, True, True, True]
+    cache.get(("p2", 2))  # used: kept over p3
+    cache.put(("p5", 5), one, 30)
+    assert cache.get(("p2", 2)) is one and cache.get(("p3", 3)) is None
+    cache.put(("big", 0), one, 101)  # larger than the whole cache: not kept
+    assert cache.get(("big", 0)) is None

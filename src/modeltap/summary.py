@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -231,6 +233,31 @@ class _Scan:
     lines: int
     first: datetime | None = None
     last: datetime | None = None
+    timed: bool = False  # first and last were looked for
+
+
+# What each object held, by (location, size): objects are written whole and never changed,
+# so a summary made again (the web page's overview) reads only the objects that are new.
+_SCANS: OrderedDict[tuple[str, int], _Scan] = OrderedDict()
+_SCANS_KEPT = 200_000
+_scans_lock = threading.Lock()
+
+
+def _kept(key: tuple[str, int], timed: bool) -> _Scan | None:
+    with _scans_lock:
+        found = _SCANS.get(key)
+        if found is None or (timed and not found.timed):
+            return None
+        _SCANS.move_to_end(key)
+        return found
+
+
+def _keep(key: tuple[str, int], found: _Scan) -> None:
+    with _scans_lock:
+        _SCANS[key] = found
+        _SCANS.move_to_end(key)
+        while len(_SCANS) > _SCANS_KEPT:
+            _SCANS.popitem(last=False)
 
 
 def _chosen(plan: _Plan, max_bytes: int | None) -> list[ObjectInfo]:
@@ -262,15 +289,20 @@ def _summarize(
     def scan(job: tuple[_Plan, ObjectInfo]) -> _Scan:
         plan, info = job
         assert plan.storage is not None
+        timed = info.path in plan.timed
+        key = (plan.storage.url(info.path), info.size)
+        found = _kept(key, timed)
+        if found is not None:
+            return found
         try:
             data = plan.storage.get(info.path)
         except ModeltapError as exc:
             log.warning("modeltap: skipped %s: could not be read: %s", info.path, exc)
             return _Scan(0)
         lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
-        if info.path not in plan.timed:
-            return _Scan(lines)
-        return _Scan(lines, *time_range(data))
+        found = _Scan(lines, *time_range(data), timed=True) if timed else _Scan(lines)
+        _keep(key, found)
+        return found
 
     scans: list[_Scan] = []
     with _progress(len(jobs), progress, label) as advance:

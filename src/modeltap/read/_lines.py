@@ -7,8 +7,11 @@ every line's time (`scan`); a line is parsed whole only when it is chosen. An ob
 any other line (another writer's key order, an escaped quote in the envelope, a blank line)
 is parsed line by line instead.
 
-`Reader` keeps the scanned objects of one operation and picks the newest lines from them,
-reading partitions from the newest backwards (modeltap.tail uses it).
+`Reader` picks the newest lines of a collection's objects, reading partitions from the
+newest backwards (modeltap.tail uses it). Scanned objects are kept between operations in
+`SCANNED`, up to CACHE_BYTES: objects are written whole and never changed (every flush
+writes a new one), so an object's location and size name its content, and a page that
+reads the same partitions again (the next page, another filter) only looks them up.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import itertools
 import logging
 import operator
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,12 +38,24 @@ from modeltap.read._range import partition_of
 from modeltap.record import no_line_breaks
 from modeltap.storage.base import ObjectInfo, Storage
 
-__all__ = ["OLDEST", "Line", "Lines", "Reader", "by_span", "matches", "scan", "time_range"]
+__all__ = [
+    "OLDEST",
+    "SCANNED",
+    "Line",
+    "Lines",
+    "Reader",
+    "ScanCache",
+    "by_span",
+    "matches",
+    "scan",
+    "time_range",
+]
 
 log = logging.getLogger(__name__)
 
 OLDEST = datetime.min.replace(tzinfo=UTC)  # the sort key of a line without a time
 THREADS = 8  # objects fetched at once
+CACHE_BYTES = 128 * 2**20  # scanned objects kept between operations (about their size)
 
 # The envelope up to the time, right after a newline: each match is one line's own
 # top-level `time` (every value before it is a plain string, so no key inside `data` can
@@ -198,6 +215,42 @@ def matches(
         at = data.find(needle, stop)
 
 
+class ScanCache:
+    """Scanned objects by (location, size), least recently used dropped past max_bytes."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._items: OrderedDict[tuple[str, int], tuple[Lines, int]] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: tuple[str, int]) -> Lines | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None:
+                return None
+            self._items.move_to_end(key)
+            return found[0]
+
+    def put(self, key: tuple[str, int], lines: Lines, nbytes: int) -> None:
+        with self._lock:
+            if key in self._items or nbytes > self.max_bytes:
+                return
+            self._items[key] = (lines, nbytes)
+            self._bytes += nbytes
+            while self._bytes > self.max_bytes:
+                _, (_, dropped) = self._items.popitem(last=False)
+                self._bytes -= dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+
+SCANNED = ScanCache(CACHE_BYTES)
+
+
 class Reader:
     """Objects of one collection folder, fetched and scanned once per operation."""
 
@@ -262,10 +315,22 @@ class Reader:
     ) -> Iterator[Key]:
         """(time, path, line number, k) of the lines within the range: of each object, only
         its newest n when n is given and its lines are in time order."""
-        todo = [info for info in infos if info.path not in self._cache]
+        todo = []
+        for info in infos:
+            if info.path in self._cache:
+                continue
+            kept = SCANNED.get((self.storage.url(info.path), info.size))
+            if kept is None:
+                todo.append(info)
+            else:
+                self._cache[info.path] = kept
+                self.bad_lines += kept.bad
         for info, data in zip(todo, self.fetch(todo), strict=True):
             scanned = self._cache[info.path] = scan(data)
             self.bad_lines += scanned.bad
+            if data:  # not an object that could not be read
+                key = (self.storage.url(info.path), info.size)
+                SCANNED.put(key, scanned, len(data) + 64 * len(scanned.raw))
         ranged = start is not None or end is not None
         for info in infos:
             lines = self._cache[info.path]
