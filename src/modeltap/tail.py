@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,7 +24,7 @@ from modeltap.assets import Catalog
 from modeltap.config import DEFAULT_DATASTORE, load_workspace
 from modeltap.errors import ConfigError
 from modeltap.layout import DEFAULT_ROOT, collection_prefix, validate_name
-from modeltap.read._lines import Line, Reader, by_span, matches, order
+from modeltap.read._lines import OLDEST, Key, Line, Reader, by_span, matches, order
 from modeltap.read._load import _THREADS
 from modeltap.read._range import (
     FUTURE_SLACK,
@@ -173,7 +173,7 @@ class Tail:
             return []
         listed: dict[str, ObjectInfo] = {}
         try:
-            return self._newest_within(n, None, None, listed)
+            return self._lines(n, None, None, listed, lambda keys: keys)
         finally:
             self._seen = set(listed)
             self._reader.clear()
@@ -184,7 +184,7 @@ class Tail:
         """The newest n lines with start <= time < end, oldest first. With a start or an
         end, lines without a time are left out."""
         try:
-            return self._newest_within(n, start, end, {}) if n > 0 else []
+            return self._lines(n, start, end, {}, lambda keys: keys) if n > 0 else []
         finally:
             self._reader.clear()
 
@@ -196,9 +196,20 @@ class Tail:
         end: datetime | None = None,
     ) -> tuple[list[Line], bool]:
         """One page of lines, newest first: the `limit` lines after the newest `offset`,
-        and whether older ones follow. Reads only as far back as the page needs."""
-        lines = self.newest(offset + limit + 1, start, end)[::-1]
-        return lines[offset : offset + limit], len(lines) > offset + limit
+        and whether older ones follow. Reads only as far back as the page needs, and
+        parses only the page's lines."""
+        chosen = 0
+
+        def newest_first(keys: list[Key]) -> list[Key]:
+            nonlocal chosen
+            chosen = len(keys)
+            return keys[::-1][offset : offset + limit]
+
+        try:
+            lines = self._lines(offset + limit + 1, start, end, {}, newest_first)
+        finally:
+            self._reader.clear()
+        return lines, chosen > offset + limit
 
     def find(
         self,
@@ -284,13 +295,28 @@ class Tail:
 
     # -- reading --------------------------------------------------------------------------
 
+    def _lines(
+        self,
+        n: int,
+        start: datetime | None,
+        end: datetime | None,
+        listed: dict[str, ObjectInfo],
+        pick: Callable[[list[Key]], list[Key]],
+    ) -> list[Line]:
+        """The lines `pick` takes of the newest n (keys oldest first), parsed."""
+        while True:
+            lines = self._reader.lines_of(pick(self._newest_within(n, start, end, listed)))
+            if lines is not None:
+                return lines
+            # a chosen line was not a JSON object after all: choose again without it
+
     def _newest_within(
         self,
         n: int,
         start: datetime | None,
         end: datetime | None,
         listed: dict[str, ObjectInfo],
-    ) -> list[Line]:
+    ) -> list[Key]:
         """List partitions of the last hour, day and month back from `end` (or now), then
         the rest of the range, until the newest n lines are certain."""
         now = datetime.now(UTC)
@@ -303,14 +329,14 @@ class Tail:
                 if lo < hi:
                     listed.update((i.path, i) for i in self._list(lo, hi, depth, MAX_PREFIXES))
                     hi = lo
-                found = self._reader.newest(listed.values(), n, start, end)
+                found = self._reader.choose(listed.values(), n, start, end)
                 # Everything not listed is older than lo, or outside the range.
                 if end is not None and start is not None and lo <= start:
                     return found
-                if len(found) == n and found[0].time is not None and found[0].time >= lo:
+                if len(found) == n and found[0][0] is not OLDEST and found[0][0] >= lo:
                     return found
         listed.update((i.path, i) for i in self._listing(start, end))
-        return self._reader.newest(listed.values(), n, start, end)
+        return self._reader.choose(listed.values(), n, start, end)
 
 
 @dataclass(frozen=True)

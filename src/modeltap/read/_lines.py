@@ -263,16 +263,16 @@ class Reader:
     def clear(self) -> None:
         self._cache.clear()
 
-    def newest(
+    def choose(
         self,
         infos: Iterable[ObjectInfo],
         n: int,
         start: datetime | None = None,
         end: datetime | None = None,
-    ) -> list[Line]:
-        """The newest n lines within [start, end), oldest first (by time, then object and
-        line order). Reads partitions from the newest backwards until no unread one can
-        hold a line newer than the n-th newest line read; parses only the chosen lines."""
+    ) -> list[Key]:
+        """The keys of the newest n lines within [start, end), oldest first. Reads
+        partitions from the newest backwards until no unread one can hold a line newer than
+        the n-th newest line read; parses no line."""
         groups, loose = by_span(infos, self.prefix)
         spans = sorted(groups, reverse=True)
         # later_end[i]: the latest end among spans[i:] (rolling rates may have changed)
@@ -280,19 +280,21 @@ class Reader:
         for span in reversed(spans):
             later_end.append(max(span[1], later_end[-1]) if later_end else span[1])
         later_end.reverse()
-        while True:
-            chosen = heapq.nlargest(n, self._keys(loose, start, end, n))
-            for i, span in enumerate(spans):
-                if len(chosen) >= n:
-                    cut = chosen[-1][0]
-                    if cut is not OLDEST and later_end[i] <= cut:
-                        break
-                more = self._keys(groups[span], start, end, n)
-                chosen = heapq.nlargest(n, itertools.chain(chosen, more))
-            lines = [self._line(key) for key in reversed(chosen)]
-            if all(line is not None for line in lines):
-                return lines  # type: ignore[return-value]
-            # a chosen line was not a JSON object after all: choose again without it
+        chosen = heapq.nlargest(n, self._keys(loose, start, end, n))
+        for i, span in enumerate(spans):
+            if len(chosen) >= n:
+                cut = chosen[-1][0]
+                if cut is not OLDEST and later_end[i] <= cut:
+                    break
+            more = self._keys(groups[span], start, end, n)
+            chosen = heapq.nlargest(n, itertools.chain(chosen, more))
+        return chosen[::-1]
+
+    def lines_of(self, keys: list[Key]) -> list[Line] | None:
+        """These lines parsed, or None when one is not a JSON object after all (it is left
+        out from then on: choose again)."""
+        lines = [self._line(key) for key in keys]
+        return None if any(line is None for line in lines) else lines  # type: ignore[return-value]
 
     def lines(self, infos: list[ObjectInfo]) -> list[Line]:
         """Every line of these objects, oldest first."""

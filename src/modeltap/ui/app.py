@@ -47,7 +47,10 @@ def create_app(
 ) -> Starlette:
     """The page for one workspace. token: every request must carry it (see guard.py)."""
     root = Path(workspace).resolve() if workspace is not None else default_workspace()
-    templates = Jinja2Templates(env=_environment())
+    env = _environment()
+    for name in env.list_templates():  # compiled now, not by the first request of each page
+        env.get_template(name)
+    templates = Jinja2Templates(env=env)
     app = Starlette(
         routes=[
             Route("/", views.overview_page),

@@ -30,7 +30,7 @@ __all__ = [
     "when",
 ]
 
-ROWS_PER_RECORD = 10  # data rows of one record shown in a collection's table
+ROWS_PER_RECORD = 3  # data rows of one record shown in a collection's table (all: its request view)
 MAX_COLUMNS = 40
 MAX_CELL = 120  # characters shown in a cell; the whole value (up to MAX_TITLE) on hover
 MAX_TITLE = 2000
