@@ -101,25 +101,33 @@ def reference(workspace: Path, env: dict[str, str], what: str) -> float:
 
 
 def serve(
-    workspace: Path, env: dict[str, str], port: int, logfile: Path
-) -> subprocess.Popen[bytes]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "modeltap.cli",
-        "ui",
-        "--workspace",
-        str(workspace),
-        "--port",
-        str(port),
-    ]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=logfile.open("wb"))
-    deadline = time.monotonic() + 60
-    while not port_open(port):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            sys.exit(f"modeltap ui did not start:\n{logfile.read_text()}")
-        time.sleep(0.1)
-    return proc
+    workspace: Path, env: dict[str, str], logfile: Path
+) -> tuple[subprocess.Popen[bytes], int]:
+    """A `modeltap ui` on a free port, once its own page answers (another process may take
+    a port between our look and its bind: then another port)."""
+    for _ in range(5):
+        port = _free_port()
+        cmd = [sys.executable, "-m", "modeltap.cli", "ui", "--workspace", str(workspace)]
+        proc = subprocess.Popen(
+            [*cmd, "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+            stderr=logfile.open("wb"),
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if port_open(port) and _ours(port):
+                return proc, port
+            time.sleep(0.1)
+        proc.kill()
+        proc.wait()
+    sys.exit(f"modeltap ui did not start:\n{logfile.read_text()}")
+
+
+def _ours(port: int) -> bool:
+    try:
+        answer = httpx.get(f"http://127.0.0.1:{port}/static/app.css", timeout=5)
+    except httpx.HTTPError:
+        return False
+    return answer.status_code == 200 and "modeltap ui" in answer.text[:200]
 
 
 def verdict(ms: float) -> str:
@@ -130,8 +138,7 @@ class running:
     """A `modeltap ui` process and an httpx client of it, for one `with` block."""
 
     def __init__(self, workspace: Path, env: dict[str, str], logfile: Path):
-        self.port = _free_port()
-        self.proc = serve(workspace, env, self.port, logfile)
+        self.proc, self.port = serve(workspace, env, logfile)
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=120)
         self.client.peak_rss_mb = None  # type: ignore[attr-defined]
 

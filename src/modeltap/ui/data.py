@@ -34,6 +34,8 @@ __all__ = [
     "Deployment",
     "Overview",
     "RequestView",
+    "assets",
+    "chart",
     "collection_page",
     "overview",
     "parse_time",
