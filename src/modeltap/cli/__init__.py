@@ -19,11 +19,12 @@ def main() -> None:
 
 
 def _register() -> None:
-    from modeltap.cli import data, monitor, serving
+    from modeltap.cli import data, monitor, serving, ui
 
     for command in (*serving.COMMANDS, *data.COMMANDS):
         main.add_command(command)
     main.add_command(monitor.monitor_group)
+    main.add_command(ui.ui_command)
 
 
 _register()
