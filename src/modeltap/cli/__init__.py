@@ -19,9 +19,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from modeltap.cli import data, serving
+    from modeltap.cli import compact, data, serving
 
-    for command in (*serving.COMMANDS, *data.COMMANDS):
+    for command in (*serving.COMMANDS, *data.COMMANDS, *compact.COMMANDS):
         main.add_command(command)
 
 

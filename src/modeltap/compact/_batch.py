@@ -37,7 +37,7 @@ __all__ = ["Incompatible", "fit", "partition_columns", "payload_table", "rows_ta
 _EXACT_INT = 2**53
 
 
-class Incompatible(Exception):  # noqa: N818 - a verdict, carried back to the report
+class Incompatible(Exception):
     """The batch has a column whose type the table's column cannot take without loss."""
 
 

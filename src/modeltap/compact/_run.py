@@ -200,14 +200,15 @@ def _commit(
     for folder, objects in manifests.items():
         body = {"run": run_id, "partition": folder, "objects": objects, "created": _now()}
         where.storage.put(where.manifest_path(folder, run_id), orjson.dumps(body))
+    objects = sum(len(v) for v in manifests.values())
     try:
-        _write(deltalake, job, snap, data, depth, payload, run_id, sum(map(len, manifests.values())))
+        _write(deltalake, job, snap, data, depth, payload, run_id, objects)
     except Exception:
         _forget(where, manifests, run_id)
         raise
     report.commits += 1
     report.partitions += len(manifests)
-    report.objects += sum(len(v) for v in manifests.values())
+    report.objects += objects
     report.rows += data.num_rows
     if snap is None:
         return _delta.open_snapshot(where)

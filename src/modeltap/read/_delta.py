@@ -219,7 +219,7 @@ class Snapshot:
         [start, end), pruned by the date (and hour) partition values."""
         actions = pa.table(self.table.get_add_actions(flatten=True))
         paths = actions.column("path").to_pylist()
-        if start is None and end is None or "partition.date" not in actions.column_names:
+        if (start is None and end is None) or "partition.date" not in actions.column_names:
             return [str(p) for p in paths]
         dates = actions.column("partition.date").to_pylist()
         hours = (

@@ -136,8 +136,9 @@ def load(
             return _compacted.load(
                 src, table, t0, t1, engine, wanted, resolve_blobs, progress, exact, _json_part
             )
-        return _load_json(src, _objects(src, t0, t1), t0, t1, engine, wanted, resolve_blobs,
-                          progress, exact)
+        return _load_json(
+            src, _objects(src, t0, t1), t0, t1, engine, wanted, resolve_blobs, progress, exact
+        )
     finally:
         src.storage.close()
 
