@@ -197,8 +197,8 @@ def _commit(
         return snap  # nothing to create a table from (empty objects): read again next time
     data = _batch.storable(data)
     run_id = uuid.uuid4().hex
-    for folder, objects in manifests.items():
-        body = {"run": run_id, "partition": folder, "objects": objects, "created": _now()}
+    for folder, names in manifests.items():
+        body = {"run": run_id, "partition": folder, "objects": names, "created": _now()}
         where.storage.put(where.manifest_path(folder, run_id), orjson.dumps(body))
     objects = sum(len(v) for v in manifests.values())
     try:
