@@ -64,13 +64,16 @@ def test_compacts_closed_partitions_and_load_reads_the_table(workspace):
     }
     assert str(stored["time"].dtype) == "datetime64[us, UTC]"
     assert sorted(stored["hour"].unique()) == [8, 9, 10, 11]
-    assert stored.groupby("record_id")["row_index"].apply(sorted).map(list).tolist() == [
-        [0, 1]
-    ] * (rows // 2)
+    assert stored.groupby("record_id")["row_index"].apply(sorted).map(list).tolist() == [[0, 1]] * (
+        rows // 2
+    )
 
     full = same(workspace)
     assert len(full) == rows
-    for start, end in [(T0 + timedelta(minutes=30), T0 + timedelta(hours=2, minutes=5)), (T0, None)]:
+    for start, end in [
+        (T0 + timedelta(minutes=30), T0 + timedelta(hours=2, minutes=5)),
+        (T0, None),
+    ]:
         same(workspace, start, end)
     same(workspace, columns=["city", "age"])
 
@@ -125,9 +128,7 @@ def test_registered_as_its_own_asset(workspace):
     )
     # The collection's URI finds the table too.
     uri = f"azureml://datastores/workspaceblobstore/paths/{PREFIX}"
-    pd.testing.assert_frame_equal(
-        canonical(read.load(uri, workspace=workspace)), canonical(whole)
-    )
+    pd.testing.assert_frame_equal(canonical(read.load(uri, workspace=workspace)), canonical(whole))
 
 
 def test_a_column_that_appears_later_is_merged(workspace):

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     "closes (every rolling unit), until SIGTERM or Ctrl-C.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--batch-bytes", type=click.IntRange(1), hidden=True, help="JSON read per commit.")
 @friendly_errors
 def compact_command(
     source: str,
@@ -51,6 +52,7 @@ def compact_command(
     grace: float,
     schedule: bool,
     as_json: bool,
+    batch_bytes: int | None,
 ) -> None:
     """Compact a collection (asset name, name:version, azureml:// URI or folder) into a
     Delta Lake table, exactly once; registers it as the asset NAME-delta.
@@ -91,11 +93,18 @@ def compact_command(
             grace=timedelta(seconds=grace),
             stop=stop,
             on_report=lambda report: _show(report, as_json),
+            **({"batch_bytes": batch_bytes} if batch_bytes else {}),
         )
         click.echo(f"modeltap: compact stopped after {plural(runs, 'run')}", err=True)
         return
     report = compact.compact(
-        source, to, end, workspace=workspace, grace=timedelta(seconds=grace), stop=stop
+        source,
+        to,
+        end,
+        workspace=workspace,
+        grace=timedelta(seconds=grace),
+        stop=stop,
+        **({"batch_bytes": batch_bytes} if batch_bytes else {}),
     )
     _show(report, as_json)
 

@@ -91,12 +91,13 @@ def compact(
     workspace: str | os.PathLike[str] | None = None,
     grace: timedelta = GRACE,
     stop: threading.Event | None = None,
+    batch_bytes: int = BATCH_BYTES,
 ) -> Report:
     """Compact the closed partitions of a collection (those that ended at least `grace`
     ago, and at or before `until` when given) that the table does not hold yet."""
     from modeltap.read._range import to_utc
 
-    t = target(source, to, workspace=workspace, grace=grace)
+    t = target(source, to, workspace=workspace, grace=grace, batch_bytes=batch_bytes)
     try:
         register(t, workspace)
         flag = stop or threading.Event()
@@ -154,12 +155,13 @@ def schedule(
     stop: threading.Event,
     on_report: Any = None,
     every: timedelta | None = None,
+    batch_bytes: int = BATCH_BYTES,
 ) -> int:
     """Compact now, then each time a partition closes (every rolling unit), until `stop`
     is set: a run in progress finishes its commit first. Returns the number of runs."""
     runs = 0
     while not stop.is_set():
-        t = target(source, to, workspace=workspace, grace=grace)
+        t = target(source, to, workspace=workspace, grace=grace, batch_bytes=batch_bytes)
         try:
             register(t, workspace)
             report = run(t.job, stop=stop.is_set)
