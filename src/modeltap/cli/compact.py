@@ -68,6 +68,7 @@ def compact_command(
       modeltap compact azureml://datastores/lake/paths/inputs --to azureml://datastores/lake/paths/tables/inputs
     """
     from modeltap import compact
+    from modeltap.compact import BATCH_BYTES
     from modeltap.read._range import to_utc
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
@@ -93,7 +94,7 @@ def compact_command(
             grace=timedelta(seconds=grace),
             stop=stop,
             on_report=lambda report: _show(report, as_json),
-            **({"batch_bytes": batch_bytes} if batch_bytes else {}),
+            batch_bytes=batch_bytes or BATCH_BYTES,
         )
         click.echo(f"modeltap: compact stopped after {plural(runs, 'run')}", err=True)
         return
@@ -104,7 +105,7 @@ def compact_command(
         workspace=workspace,
         grace=timedelta(seconds=grace),
         stop=stop,
-        **({"batch_bytes": batch_bytes} if batch_bytes else {}),
+        batch_bytes=batch_bytes or BATCH_BYTES,
     )
     _show(report, as_json)
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from modeltap.compact._run import BATCH_BYTES, Job, Report, run
 
-__all__ = ["Report", "Target", "compact", "next_run", "schedule", "target"]
+__all__ = ["BATCH_BYTES", "Report", "Target", "compact", "next_run", "schedule", "target"]
 
 log = logging.getLogger(__name__)
 
