@@ -1,0 +1,1 @@
+from tests.sparkutil import spark  # noqa: F401 (session fixture)
