@@ -19,10 +19,11 @@ def main() -> None:
 
 
 def _register() -> None:
-    from modeltap.cli import compact, data, serving
+    from modeltap.cli import compact, data, monitor, serving
 
     for command in (*serving.COMMANDS, *data.COMMANDS, *compact.COMMANDS):
         main.add_command(command)
+    main.add_command(monitor.monitor_group)
 
 
 _register()
