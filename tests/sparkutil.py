@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-__all__ = ["spark"]
+__all__ = ["spark_session"]
 
 
-@pytest.fixture(scope="session")
-def spark() -> Iterator[Any]:
+@pytest.fixture(scope="session", name="spark")
+def spark_session() -> Iterator[Any]:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark.sql import SparkSession
 

@@ -1,1 +1,1 @@
-from tests.sparkutil import spark  # noqa: F401 (session fixture)
+from tests.sparkutil import spark_session  # noqa: F401 (the session fixture `spark`)

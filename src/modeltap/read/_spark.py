@@ -146,7 +146,7 @@ def _from_json(
             F.to_json("data").alias("data"),
             *_PAYLOAD_FIELDS,
             "correlationid",
-            F.to_timestamp("time").alias("time"),
+            F.try_to_timestamp("time").alias("time"),
             F.col("id").alias("record_id"),
             F.lit(0).alias(_IDX),
         )
@@ -165,7 +165,7 @@ def _from_json(
     return exploded.select(
         *[F.col(f"r.`{n}`").alias(f"data.{n}" if n in reserved else n) for n in columns],
         "correlationid",
-        F.to_timestamp("time").alias("time"),
+        F.try_to_timestamp("time").alias("time"),
         F.col("id").alias("record_id"),
         _IDX,
     )
