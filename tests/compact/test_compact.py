@@ -17,6 +17,7 @@ import modeltap.read._load as read_load
 from modeltap import compact, read
 from modeltap.assets import Catalog
 from modeltap.read import _delta
+from modeltap.storage.local import LocalStorage
 from tests.compact.helpers import ASSET, PREFIX, T0, canonical, fill, payloads, stop
 from tests.conftest import store_root
 
@@ -254,10 +255,22 @@ def test_to_a_folder_and_from_a_folder(workspace, tmp_path):
     fill(workspace, hours=2)
     stop()
     folder = store_root(workspace) / PREFIX
+    expected = canonical(read.load(str(folder)))
     report = compact.compact(str(folder), workspace=workspace)
     assert report.objects == 4
     assert (folder.parent / "model_inputs-delta" / "_delta_log").is_dir()
+    # not registered (a folder has no asset), but where the asset's reader looks
+    assert Catalog(workspace).get(f"{ASSET}-delta") is None
+    store = LocalStorage(store_root(workspace), name="workspaceblobstore")
+    assert _delta.find(store, PREFIX, workspace)[0].path == f"{PREFIX}-delta"
     elsewhere = tmp_path / "tables" / "inputs"
     compact.compact(ASSET, to=str(elsewhere), workspace=workspace)
     assert len(DeltaTable(str(elsewhere)).to_pandas()) == 16
-    shutil.rmtree(folder.parent / "model_inputs-delta")
+    # A collection without an asset finds its table in the default place.
+    copy = tmp_path / "copy" / "inputs"
+    shutil.copytree(folder, copy)
+    compact.compact(str(copy), workspace=workspace)
+    assert (copy.parent / "inputs-delta" / "_delta_log").is_dir()
+    for path in copy.rglob("*.jsonl"):
+        path.unlink()
+    pd.testing.assert_frame_equal(canonical(read.load(str(copy))), expected)

@@ -108,3 +108,16 @@ def test_payload_collection(workspace, spark):
     assert got["data"].tolist() == [orjson.dumps(v).decode() for v in expected["data"]]
     assert got["method"].tolist() == expected["method"].tolist()
     assert got["row_key"].tolist() == [f"r{i}_0" for i in range(6)]
+
+
+def test_the_scale_page_spark_examples(tmp_path, monkeypatch, spark):
+    from tests.test_docs import ROOT, blocks
+
+    page = ROOT / "docs" / "scale.md"
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {"__name__": "__docs__"}
+    for code in blocks(page, "python"):
+        exec(compile(code, str(page), "exec"), namespace)
+    namespace["spark"] = spark
+    [example] = blocks(page, "pyspark")
+    exec(compile(example, str(page), "exec"), namespace)

@@ -169,27 +169,39 @@ def default_table_path(path: str) -> str:
 def find(src_storage: Storage, prefix: str, workspace: str | os.PathLike[str]) -> Any:
     """(TableLocation, whole) for the compacted table of the collection read from this
     datastore folder, or None. `whole` is True when the folder is the table itself (the
-    `{name}-delta` asset was named): then the table is all there is to read."""
+    `{name}-delta` asset was named): then the table is all there is to read.
+
+    The table is the one registered as `{name}-delta` for the collection's asset, else
+    the one in the default place (`<folder>-delta`), if there is one."""
     from modeltap.assets import Catalog
 
     if isinstance(src_storage, LocalStorage) and src_storage.name == "folder":
-        return None
+        folder = Path(src_storage.url(prefix))
+        beside = folder.with_name(f"{folder.name}-delta")
+        return (folder_location(beside), False) if (beside / "_delta_log").is_dir() else None
     root = Path(workspace)
-    if not (root / "catalog.sqlite").is_file():
-        return None
-    assets = Catalog(root).list()
+    assets = Catalog(root).list() if (root / "catalog.sqlite").is_file() else []
     here = [a for a in assets if a.datastore == src_storage.name and a.path == prefix]
-    if not here:
-        return None
-    ws = load_workspace(root)
     if any(a.type == DELTA_TYPE for a in here):
-        return location(ws, src_storage.name, prefix), True
+        return location(load_workspace(root), src_storage.name, prefix), True
     names = {a.name for a in here}
     tables = [a for a in assets if a.type == DELTA_TYPE and a.name.removesuffix("-delta") in names]
-    if not tables:
+    if tables:
+        table = max(tables, key=lambda a: a.created)
+        return location(load_workspace(root), table.datastore, table.path), False
+    if not prefix:
         return None
-    table = max(tables, key=lambda a: a.created)
-    return location(ws, table.datastore, table.path), False
+    path = default_table_path(prefix)
+    if not _has_log(src_storage, path):
+        return None
+    return location(load_workspace(root), src_storage.name, path), False
+
+
+def _has_log(storage: Storage, path: str) -> bool:
+    log_folder = f"{path}/_delta_log"
+    if isinstance(storage, LocalStorage):
+        return Path(storage.url(log_folder)).is_dir()
+    return next(iter(storage.list(log_folder)), None) is not None
 
 
 DELTA_TYPE = "delta"  # the asset type of a compacted table
