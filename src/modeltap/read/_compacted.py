@@ -77,8 +77,6 @@ def load(
         _check(wanted, names, src, rows.num_rows > 0)
         names = [c for c in wanted if c not in ENVELOPE]
     rows = with_columns(rows, [*names, *ENVELOPE])
-    if len(parts) == 1 or rest:
-        rows = rows.sort_by([("time", "ascending")]) if rows.num_rows else rows
     return finish_table(rows, engine, skipped)
 
 

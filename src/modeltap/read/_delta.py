@@ -228,11 +228,13 @@ class Snapshot:
 
     def files(self, start: datetime | None = None, end: datetime | None = None) -> list[str]:
         """Paths (relative to the table) of the active data files that may hold rows in
-        [start, end), pruned by the date (and hour) partition values."""
+        [start, end), pruned by the date (and hour) partition values; in partition order,
+        then in the order they were written (so rows come in about the JSON lines' order)."""
         actions = pa.table(self.table.get_add_actions(flatten=True))
-        paths = actions.column("path").to_pylist()
-        if (start is None and end is None) or "partition.date" not in actions.column_names:
-            return [str(p) for p in paths]
+        paths = [str(p) for p in actions.column("path").to_pylist()]
+        written = actions.column("modification_time").to_pylist()
+        if "partition.date" not in actions.column_names:
+            return [p for _, p in sorted(zip(written, paths, strict=True))]
         dates = actions.column("partition.date").to_pylist()
         hours = (
             actions.column("partition.hour").to_pylist()
@@ -240,16 +242,16 @@ class Snapshot:
             else [None] * len(paths)
         )
         keep = []
-        for path, day, hour in zip(paths, dates, hours, strict=True):
+        for path, when, day, hour in zip(paths, written, dates, hours, strict=True):
             if day is None:
-                keep.append(path)
+                keep.append((datetime.min.replace(tzinfo=UTC), when, path))
                 continue
             lo, span = datetime(day.year, day.month, day.day, tzinfo=UTC), timedelta(days=1)
             if hour is not None:
                 lo, span = lo + timedelta(hours=int(hour)), timedelta(hours=1)
             if (end is None or lo < end) and (start is None or lo + span > start):
-                keep.append(path)
-        return [str(p) for p in keep]
+                keep.append((lo, when, path))
+        return [path for _, _, path in sorted(keep)]
 
     def uri(self, path: str) -> str:
         return f"{self.where.uri.rstrip('/')}/{path}"
@@ -346,7 +348,13 @@ def read_rows(
     for that the table has), then correlationid, time, record_id."""
     import pyarrow.dataset as ds
 
-    schema = file_schema(snap)
+    # strings as large_string: what pandas keeps them as (no cast after the read)
+    schema = pa.schema(
+        [
+            f.with_type(pa.large_string()) if pa.types.is_string(f.type) else f
+            for f in file_schema(snap)
+        ]
+    )
     files = snap.files(start, end)
     if isinstance(snap.where.storage, LocalStorage):
         filesystem: Any = None

@@ -114,7 +114,7 @@ def load(
 
     A collection compacted by `modeltap compact` is read from its Delta table for the
     objects the table covers and from the JSON lines for the rest (delta=False reads only
-    the JSON lines). Rows from the table come in time order.
+    the JSON lines). Rows come partition by partition, those from the table first.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine={engine!r}; allowed: {', '.join(ENGINES)}")
