@@ -58,7 +58,6 @@ def day_files(man: dict, suffix: str) -> list[Path]:
 
 
 def child(method: str, man: dict, out: Path) -> dict:
-    sys.path.insert(0, str(common.SRC))
     import duckdb
     import pandas  # noqa: F401 - imports are not timed
 
@@ -92,7 +91,6 @@ def child(method: str, man: dict, out: Path) -> dict:
 
 
 def spark_child(man: dict, reps: int) -> list[dict]:
-    sys.path.insert(0, str(common.SRC))
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark.sql import SparkSession
 
@@ -130,13 +128,16 @@ def spark_child(man: dict, reps: int) -> list[dict]:
 # -- the run ---------------------------------------------------------------------------------
 
 
+SRC = common.SRC  # replaced by a copy made when the run starts
+
+
 def run_child(args: list[str], timeout: float) -> dict | list[dict]:
     done = subprocess.run(
         [sys.executable, __file__, "--child", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "PYTHONPATH": str(common.SRC)},
+        env={**os.environ, "PYTHONPATH": str(SRC)},
     )
     if done.returncode != 0:
         common.die(f"child {args} failed:\n{done.stderr[-3000:]}")
@@ -150,7 +151,9 @@ def warm(man: dict) -> None:
 
 
 def orchestrate(a: argparse.Namespace) -> int:
+    global SRC
     t_start = time.time()
+    SRC = common.copy_src(Path(tempfile.mkdtemp(prefix="modeltap-bench-src-")))
     shapes = ["1x10"] if a.quick else a.shapes.split(",")
     mb = 200 if a.quick else a.mb
     reps = 1 if a.quick else a.reps
