@@ -107,6 +107,20 @@ def test_only_closed_partitions_then_incremental_runs(workspace):
     assert len(DeltaTable(str(table_dir(workspace))).to_pandas()) == len(full)
 
 
+def test_late_objects_are_looked_for_within_the_lookback(workspace):
+    fill(workspace, hours=4)
+    stop()
+    compact.compact(ASSET, workspace=workspace)
+    fill(workspace, hours=1, flushes=1, start=T0 + timedelta(minutes=50))  # into 08:xx
+    stop()
+    # the newest partition compacted is 11:xx: a 1-hour lookback lists from 10:00 on
+    assert compact.compact(ASSET, workspace=workspace, lookback=timedelta(hours=1)).objects == 0
+    same(workspace)  # the late object is read from its JSON lines meanwhile
+    assert compact.compact(ASSET, workspace=workspace, lookback=None).objects == 1
+    assert compact.compact(ASSET, workspace=workspace).objects == 0
+    same(workspace)
+
+
 def test_grace_keeps_recent_partitions_out(workspace):
     fill(workspace, hours=1, start=pd.Timestamp.now(tz="UTC").floor("h").to_pydatetime())
     stop()

@@ -41,6 +41,14 @@ if TYPE_CHECKING:
     help="Keep the table current: run again as each partition "
     "closes (every rolling unit), until SIGTERM or Ctrl-C.",
 )
+@click.option(
+    "--lookback",
+    default=7.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Days before the newest compacted partition to list again for objects that landed late.",
+)
+@click.option("--full", is_flag=True, help="List the whole collection (any object, however late).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--batch-bytes", type=click.IntRange(1), hidden=True, help="JSON read per commit.")
 @friendly_errors
@@ -51,6 +59,8 @@ def compact_command(
     workspace: Path | None,
     grace: float,
     schedule: bool,
+    lookback: float,
+    full: bool,
     as_json: bool,
     batch_bytes: int | None,
 ) -> None:
@@ -80,6 +90,7 @@ def compact_command(
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, ask_to_stop)
+    back = None if full else timedelta(days=lookback)
     try:
         end = to_utc(until, "--until")
     except (ValueError, TypeError) as exc:
@@ -95,6 +106,7 @@ def compact_command(
             stop=stop,
             on_report=lambda report: _show(report, as_json),
             batch_bytes=batch_bytes or BATCH_BYTES,
+            lookback=back,
         )
         click.echo(f"modeltap: compact stopped after {plural(runs, 'run')}", err=True)
         return
@@ -106,6 +118,7 @@ def compact_command(
         grace=timedelta(seconds=grace),
         stop=stop,
         batch_bytes=batch_bytes or BATCH_BYTES,
+        lookback=back,
     )
     _show(report, as_json)
 

@@ -22,9 +22,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from modeltap.compact._run import BATCH_BYTES, Job, Report, run
+from modeltap.compact._run import BATCH_BYTES, LOOKBACK, Job, Report, run
 
-__all__ = ["BATCH_BYTES", "Report", "Target", "compact", "next_run", "schedule", "target"]
+__all__ = [
+    "BATCH_BYTES",
+    "LOOKBACK",
+    "Report",
+    "Target",
+    "compact",
+    "next_run",
+    "schedule",
+    "target",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +56,7 @@ def target(
     workspace: str | os.PathLike[str] | None = None,
     grace: timedelta = GRACE,
     batch_bytes: int = BATCH_BYTES,
+    lookback: timedelta | None = LOOKBACK,
 ) -> Target:
     """Resolve SOURCE (as `modeltap read` takes it) and the table location. `to`: an
     azureml://datastores/<ds>/paths/<p> URI or a local folder; default: the folder
@@ -80,7 +90,7 @@ def target(
     else:
         where = _delta.folder_location(Path(to))
     depth = detect_depth(src.storage, src.prefix)
-    return Target(Job(src, where, grace, batch_bytes), asset, depth)
+    return Target(Job(src, where, grace, batch_bytes, lookback), asset, depth)
 
 
 def compact(
@@ -92,12 +102,19 @@ def compact(
     grace: timedelta = GRACE,
     stop: threading.Event | None = None,
     batch_bytes: int = BATCH_BYTES,
+    lookback: timedelta | None = LOOKBACK,
 ) -> Report:
     """Compact the closed partitions of a collection (those that ended at least `grace`
-    ago, and at or before `until` when given) that the table does not hold yet."""
+    ago, and at or before `until` when given) that the table does not hold yet.
+
+    lookback: once the table has rows, partitions are listed from this long before the
+    newest one compacted (objects landing later than that are not looked for); None
+    lists the whole collection."""
     from modeltap.read._range import to_utc
 
-    t = target(source, to, workspace=workspace, grace=grace, batch_bytes=batch_bytes)
+    t = target(
+        source, to, workspace=workspace, grace=grace, batch_bytes=batch_bytes, lookback=lookback
+    )
     try:
         register(t, workspace)
         flag = stop or threading.Event()
@@ -156,12 +173,20 @@ def schedule(
     on_report: Any = None,
     every: timedelta | None = None,
     batch_bytes: int = BATCH_BYTES,
+    lookback: timedelta | None = LOOKBACK,
 ) -> int:
     """Compact now, then each time a partition closes (every rolling unit), until `stop`
     is set: a run in progress finishes its commit first. Returns the number of runs."""
     runs = 0
     while not stop.is_set():
-        t = target(source, to, workspace=workspace, grace=grace, batch_bytes=batch_bytes)
+        t = target(
+            source,
+            to,
+            workspace=workspace,
+            grace=grace,
+            batch_bytes=batch_bytes,
+            lookback=lookback,
+        )
         try:
             register(t, workspace)
             report = run(t.job, stop=stop.is_set)

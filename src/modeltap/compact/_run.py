@@ -4,8 +4,10 @@ Invariant: an object's rows are in the table if and only if a committed manifest
 the object. Each commit is made so:
 
 1. load the table at its latest version V and the objects its committed manifests name;
-2. list the collection; the objects of closed partitions that no committed manifest names
-   are to do, taken a batch of partitions at a time (about `batch_bytes` of JSON lines);
+2. list the collection (its partitions from `lookback` before the newest one compacted:
+   how late an object may land and still be found); the objects of closed partitions that
+   no committed manifest names are to do, a batch of partitions at a time (about
+   `batch_bytes` of JSON lines);
 3. read the batch's objects, write a manifest per partition under a new run id, then
    append the rows in one Delta commit that also carries the application transaction
    `modeltap-compact-<run id>` and may land only as version V+1 (no retry on conflict);
@@ -33,7 +35,7 @@ import pyarrow as pa
 from modeltap.compact import _batch
 from modeltap.errors import ModeltapError
 from modeltap.read import _delta
-from modeltap.read._load import read_objects
+from modeltap.read._load import _objects, read_objects
 from modeltap.read._range import detect_depth, in_range, partition_of
 from modeltap.read._source import Source
 from modeltap.read._tables import concat
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 
 MAX_CONFLICTS = 50  # re-plans after losing a commit to another writer, per run
 BATCH_BYTES = 256 << 20  # JSON lines read per commit (about)
+LOOKBACK = timedelta(days=7)  # how late an object may land and still be found
 
 
 @dataclass
@@ -72,6 +75,8 @@ class Job:
     where: _delta.TableLocation  # the table
     grace: timedelta = timedelta(minutes=10)
     batch_bytes: int = BATCH_BYTES
+    # Partitions listed: from this long before the newest compacted one (None: all of them).
+    lookback: timedelta | None = LOOKBACK
 
 
 def run(
@@ -86,9 +91,12 @@ def run(
     now = now or datetime.now(UTC)
     horizon = now - job.grace if until is None else min(now - job.grace, until)
     while True:
-        snap = _delta.open_snapshot(job.where)
+        snap = _delta.open_snapshot(job.where, prefix_covered=False)
+        since = _since(job, snap)
+        if snap is not None:
+            snap.covered = _delta.covered(job.where, snap.table, since, None)
         report.version = snap.version if snap else None
-        batches = _plan(job, snap, horizon, report)
+        batches = _plan(job, snap, since, horizon, report)
         if not batches:
             return report
         try:
@@ -119,15 +127,33 @@ def _lost(report: Report, exc: Exception) -> None:
 Partition = tuple[str, datetime, list[ObjectInfo]]  # folder, its start, objects to do
 
 
+def _since(job: Job, snap: _delta.Snapshot | None) -> datetime | None:
+    """Where the listing starts: `lookback` before the newest partition compacted."""
+    if snap is None or job.lookback is None:
+        return None
+    newest = _delta.newest_partition(job.where, snap.table)
+    span = _delta.partition_span(newest) if newest else None
+    return span[0] - job.lookback if span else None
+
+
 def _plan(
-    job: Job, snap: _delta.Snapshot | None, horizon: datetime, report: Report
+    job: Job,
+    snap: _delta.Snapshot | None,
+    since: datetime | None,
+    horizon: datetime,
+    report: Report,
 ) -> list[list[Partition]]:
     src = job.src
     base = f"{src.prefix}/" if src.prefix else ""
     covered = snap.covered if snap else set()
     todo: dict[str, Partition] = {}
     waiting = 0
-    for info in in_range(src.storage.list(src.prefix), src.prefix, None, None):
+    listed = (
+        _objects(src, since, None)
+        if since is not None
+        else in_range(src.storage.list(src.prefix), src.prefix, None, None)
+    )
+    for info in listed:
         folder, span = partition_of(info.path, src.prefix)
         if span is None:
             continue  # not in a partition folder: not modeltap's layout
@@ -211,7 +237,8 @@ def _commit(
     report.objects += objects
     report.rows += data.num_rows
     if snap is None:
-        return _delta.open_snapshot(where)
+        snap = _delta.open_snapshot(where, prefix_covered=False)
+        assert snap is not None
     snap.covered.update(o for v in manifests.values() for o in v)
     log.info(
         "modeltap: compact %s: version %d, %d partition(s), %d rows",

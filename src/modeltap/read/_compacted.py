@@ -36,7 +36,7 @@ def load(
     json_part: Callable[..., Any],
 ) -> Any:
     where, whole = found
-    snap = _delta.open_snapshot(where, prefix_covered=not whole)
+    snap = _delta.open_snapshot(where, not whole, t0, t1)
 
     def json_only(infos: list[ObjectInfo] | None) -> Any:
         return json_part(src, infos, t0, t1, engine, wanted, resolve_blobs, progress, exact)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -257,8 +256,14 @@ class Snapshot:
         return f"{self.where.uri.rstrip('/')}/{path}"
 
 
-def open_snapshot(where: TableLocation, prefix_covered: bool = True) -> Snapshot | None:
-    """The table's latest version and the objects it covers; None when there is no table."""
+def open_snapshot(
+    where: TableLocation,
+    prefix_covered: bool = True,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> Snapshot | None:
+    """The table's latest version and the objects it covers (those of partitions that
+    overlap [start, end) only, when given); None when there is no table."""
     deltalake = deltalake_module()
     try:
         if not deltalake.DeltaTable.is_deltatable(where.uri, storage_options=where.storage_options):
@@ -269,7 +274,7 @@ def open_snapshot(where: TableLocation, prefix_covered: bool = True) -> Snapshot
     snap = Snapshot(where, table, payload=is_payload_table(table))
     if prefix_covered:
         # after the snapshot is loaded: a manifest committed later is not counted
-        snap.covered = covered(where, table)
+        snap.covered = covered(where, table, start, end)
     return snap
 
 
@@ -281,8 +286,11 @@ def is_payload_table(table: Any) -> bool:
         return False
 
 
-def committed_manifests(where: TableLocation, table: Any) -> list[str]:
-    """Paths of the manifests whose run's commit is in this version of the table."""
+def committed_manifests(
+    where: TableLocation, table: Any, start: datetime | None = None, end: datetime | None = None
+) -> list[str]:
+    """Paths of the manifests whose run's commit is in this version of the table (of the
+    partitions that overlap [start, end), when given)."""
     base = _join(where.path, MANIFESTS)
     found = []
     runs: dict[str, bool] = {}
@@ -290,6 +298,12 @@ def committed_manifests(where: TableLocation, table: Any) -> list[str]:
         name = posixpath.basename(info.path)
         if not name.endswith(".json"):
             continue
+        if start is not None or end is not None:
+            span = partition_span(posixpath.dirname(info.path[len(base) + 1 :]))
+            if span is not None and (
+                (end is not None and span[0] >= end) or (start is not None and span[1] <= start)
+            ):
+                continue
         run = name.removesuffix(".json")
         if run not in runs:
             runs[run] = table.transaction_version(APP_PREFIX + run) is not None
@@ -298,14 +312,19 @@ def committed_manifests(where: TableLocation, table: Any) -> list[str]:
     return found
 
 
-def covered(where: TableLocation, table: Any, partitions: Iterable[str] | None = None) -> set[str]:
-    """Objects (relative to the collection folder) in the committed manifests (of these
-    partition folders only, when given)."""
-    paths = committed_manifests(where, table)
-    if partitions is not None:
-        wanted = set(partitions)
-        base = _join(where.path, MANIFESTS) + "/"
-        paths = [p for p in paths if posixpath.dirname(p[len(base) :]) in wanted]
+def newest_partition(where: TableLocation, table: Any) -> str | None:
+    """The newest partition folder (yyyy/MM/dd/HH...) that a committed manifest names."""
+    base = _join(where.path, MANIFESTS)
+    names = [posixpath.dirname(p[len(base) + 1 :]) for p in committed_manifests(where, table)]
+    return max(names) if names else None
+
+
+def covered(
+    where: TableLocation, table: Any, start: datetime | None = None, end: datetime | None = None
+) -> set[str]:
+    """Objects (relative to the collection folder) in the committed manifests (of the
+    partitions that overlap [start, end), when given)."""
+    paths = committed_manifests(where, table, start, end)
 
     def read(path: str) -> list[str]:
         try:

@@ -72,7 +72,7 @@ def spark(
     src = resolve(source, ws)
     try:
         found = _delta.find(src.storage, src.prefix, ws) if delta else None
-        snap = _delta.open_snapshot(found[0], prefix_covered=not found[1]) if found else None
+        snap = _delta.open_snapshot(found[0], not found[1], t0, t1) if found else None
         if found is not None and found[1]:
             rest: list[ObjectInfo] = []
         else:
