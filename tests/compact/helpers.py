@@ -10,7 +10,7 @@ import pandas as pd
 
 import modeltap
 from modeltap import runtime
-from modeltap.record import FRAME, JSON, Record
+from modeltap.record import BLOB, FRAME, JSON, Record
 from modeltap.tabular import PANDAS_TYPE
 from tests.helpers import flush, setup
 
@@ -70,8 +70,11 @@ def fill(
     return rows
 
 
-def payloads(workspace: Path, n: int = 6, start: datetime = T0) -> None:
-    """Request lines: JSON bodies, a text body and a JSON string body."""
+def payloads(
+    workspace: Path, n: int = 6, start: datetime = T0, blobs: dict[int, bytes] | None = None
+) -> None:
+    """Request lines: JSON bodies, a text body and a JSON string body; `blobs`: bodies
+    stored as their own objects, at `start` + so many minutes."""
     pipe = runtime.current().pipeline
     bodies = [
         (b'{"data": [[1, 2]]}', "application/json"),
@@ -88,6 +91,18 @@ def payloads(workspace: Path, n: int = 6, start: datetime = T0) -> None:
                 correlation_id=f"r{i}",
                 time_=(start + timedelta(minutes=20 * i)).timestamp(),
                 content_type=media,
+                extra={"path": "/score", "method": "POST"},
+            )
+        )
+    for minutes, body in (blobs or {}).items():
+        pipe.submit(
+            Record(
+                "request",
+                body,
+                kind=BLOB,
+                correlation_id=f"b{minutes}",
+                time_=(start + timedelta(minutes=minutes)).timestamp(),
+                content_type="application/octet-stream",
                 extra={"path": "/score", "method": "POST"},
             )
         )

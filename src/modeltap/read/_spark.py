@@ -34,6 +34,7 @@ __all__ = ["ROW_KEY", "spark", "spark_url"]
 ROW_KEY = "row_key"  # {correlationid}_{row index in the line's data}, as the platform keys rows
 _IDX = "__modeltap_row_index"  # the row's index in its line's data, while it is built
 _PAYLOAD = "\x00payload"
+_BLOB = "__modeltap_blob__"
 _SAMPLE_FILES = 64  # files whose first and last lines give the JSON schema
 _PAYLOAD_FIELDS = (
     "datacontenttype",
@@ -56,10 +57,13 @@ def spark(
     *,
     workspace: str | os.PathLike[str] | None = None,
     delta: bool = True,
+    resolve_blobs: bool = False,
 ) -> Any:
     """A collection as a Spark DataFrame: the columns `load` gives (the user's, then
     correlationid, time, record_id) and `row_key`. source, start, end: as for `load`.
-    spark: the SparkSession (default: the active one, else a new local one)."""
+    spark: the SparkSession (default: the active one, else a new local one).
+    resolve_blobs: for request/response collections, add `payload` (binary): the bytes
+    of each payload stored as its own object (R4.3, R4.4), null for the others."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -81,7 +85,8 @@ def spark(
             base = f"{src.prefix}/" if src.prefix else ""
             covered = snap.covered if snap else set()
             rest = [i for i in _objects(src, t0, t1) if i.path[len(base) :] not in covered]
-        return _frame(session, src, ws, snap, rest, t0, t1)
+        df, payload = _frame(session, src, ws, snap, rest, t0, t1)
+        return _with_payloads(session, df, src, ws) if payload and resolve_blobs else df
     finally:
         src.storage.close()
 
@@ -94,7 +99,8 @@ def _frame(
     rest: list[ObjectInfo],
     t0: Any,
     t1: Any,
-) -> Any:
+) -> tuple[Any, bool]:
+    """(the DataFrame, whether the collection holds HTTP payloads)."""
     from pyspark.sql import functions as F
 
     table_schema = _delta.file_schema(snap) if snap is not None else None
@@ -120,7 +126,39 @@ def _frame(
         df = df.where(F.col("time") < F.lit(t1))
     user = [c for c in df.columns if c not in (*ENVELOPE, _IDX)]
     key = F.concat_ws("_", F.col("correlationid"), F.col(_IDX).cast("string"))
-    return df.select(*[F.col(f"`{c}`") for c in user], *ENVELOPE, key.alias(ROW_KEY))
+    return df.select(*[F.col(f"`{c}`") for c in user], *ENVELOPE, key.alias(ROW_KEY)), payload
+
+
+_FOLDERS = {1: "yyyy", 2: "yyyy/MM", 3: "yyyy/MM/dd", 4: "yyyy/MM/dd/HH", 5: "yyyy/MM/dd/HH/mm"}
+
+
+def _with_payloads(session: Any, df: Any, src: Source, ws: Any) -> Any:
+    """`payload`: the stored object of each line with datainblob "true", found as the
+    writer placed it: `{partition of the line's time}/{record id}` (read as binaryFile)."""
+    from pyspark.sql import functions as F
+
+    from modeltap.read._range import detect_depth
+
+    depth = detect_depth(src.storage, src.prefix)
+    if depth is None:
+        return df.withColumn("payload", F.lit(None).cast("binary"))
+    zone = session.conf.get("spark.sql.session.timeZone")
+    folder = F.date_format(F.to_utc_timestamp("time", zone), _FOLDERS[depth])
+    base = f"{src.prefix}/" if src.prefix else ""
+    path = F.concat(F.lit(base), folder, F.lit("/"), F.col("record_id"))
+    stored = df.where(F.col("datainblob") == "true").select(path).distinct().collect()
+    wanted = [str(r[0]) for r in stored]
+    present: set[str] = set()
+    for part in {posixpath.dirname(p) for p in wanted}:
+        present.update(i.path for i in src.storage.list(part))
+    urls = [spark_url(src, ws, p) for p in wanted if p in present]
+    if not urls:
+        return df.withColumn("payload", F.lit(None).cast("binary"))
+    blobs = session.read.format("binaryFile").load(urls)
+    blobs = blobs.select(
+        F.regexp_extract("path", r"[^/]+$", 0).alias(_BLOB), F.col("content").alias("payload")
+    )
+    return df.join(blobs, df["record_id"] == blobs[_BLOB], "left").drop(_BLOB)
 
 
 def _from_table(session: Any, schema: Any, files: list[str]) -> Any:
