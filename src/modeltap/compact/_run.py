@@ -36,7 +36,7 @@ from modeltap.compact import _batch
 from modeltap.errors import ModeltapError
 from modeltap.read import _delta
 from modeltap.read._load import _objects, read_objects
-from modeltap.read._range import detect_depth, in_range, partition_of
+from modeltap.read._range import in_range, partition_of
 from modeltap.read._source import Source
 from modeltap.read._tables import concat
 from modeltap.storage.base import ObjectInfo
@@ -191,7 +191,7 @@ def _commit(
     base = f"{src.prefix}/" if src.prefix else ""
     committed = snap.schema() if snap is not None else None
     payload = snap.payload if snap is not None else False
-    depth = _depth(job, batch)
+    depth = _depth(batch)
     tables: list[pa.Table] = []
     manifests: dict[str, list[str]] = {}
     for folder, start, infos in batch:
@@ -227,11 +227,9 @@ def _commit(
         body = {"run": run_id, "partition": folder, "objects": names, "created": _now()}
         where.storage.put(where.manifest_path(folder, run_id), orjson.dumps(body))
     objects = sum(len(v) for v in manifests.values())
-    try:
-        _write(deltalake, job, snap, data, depth, payload, run_id, objects)
-    except Exception:
-        _forget(where, manifests, run_id)
-        raise
+    # A commit that does not land leaves these manifests naming a run that never
+    # committed: they count for nothing (and are small).
+    _write(deltalake, job, snap, data, depth, payload, run_id, objects)
     report.commits += 1
     report.partitions += len(manifests)
     report.objects += objects
@@ -288,21 +286,9 @@ def _write(
         deltalake.write_deltalake(snap.table, data, **options)
 
 
-def _forget(where: _delta.TableLocation, manifests: dict[str, list[str]], run_id: str) -> None:
-    """Remove the manifests of a commit that did not land (they count for nothing anyway)."""
-    from modeltap.storage.local import LocalStorage
-
-    for folder in manifests:
-        path = where.manifest_path(folder, run_id)
-        try:
-            if isinstance(where.storage, LocalStorage):
-                where.storage._path(path).unlink(missing_ok=True)
-        except (OSError, ModeltapError):
-            log.debug("could not remove %s", path, exc_info=True)
-
-
-def _depth(job: Job, batch: list[Partition]) -> int:
-    return len(batch[0][0].split("/")) if batch else detect_depth(job.src.storage, "") or 4
+def _depth(batch: list[Partition]) -> int:
+    """The partition depth (4 = hourly) of the batch's folders."""
+    return len(batch[0][0].split("/"))
 
 
 def _now() -> str:

@@ -31,8 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from modeltap.errors import ConfigError
-from modeltap.monitor import metrics
+from modeltap.monitor import metrics, spark_data
 from modeltap.monitor.engine import (
     CATEGORICAL_MAX_DISTINCT,
     CategoricalStats,
@@ -62,7 +61,7 @@ class SparkEngine:
         self.fine_bins = fine_bins
         self.bounds: dict[str, tuple[float, float]] = {}  # column -> (W1 bound, D bound)
 
-    # -- data ------------------------------------------------------------------------------
+    # -- data (spark_data.py) ------------------------------------------------------------
 
     def load_data(
         self,
@@ -73,120 +72,11 @@ class SparkEngine:
         default_window: bool = False,
     ) -> tuple[Any, Any]:
         """As monitor.data.load_data, as a cached Spark DataFrame."""
-        from datetime import timedelta
-
-        from modeltap.monitor import data
-
-        window = data.window_for(spec, at)
-        if default_window and window.start is None and window.end is None:
-            window = data.Window(at - timedelta(days=7), at)
-        path, where = spec.path, f"{spec.where}.input_data.path"
-        local = Path(path)
-        if local.is_file():
-            df = self._read_file(local, where)
-            if window.start or window.end:
-                df = self._in_window(df, window, spec.where)
-        elif local.is_dir() and not data._is_collection(local):
-            files = [f for f in sorted(local.iterdir()) if f.suffix in data._TABLE_SUFFIXES]
-            frames = [self._read_file(f, where) for f in files]
-            df = frames[0]
-            for more in frames[1:]:
-                df = df.unionByName(more, allowMissingColumns=True)
-        else:
-            df = self._read_collection(path, window, workspace, columns, spec.where)
-        if df.isEmpty():
-            bounds = data._describe(window)
-            raise ConfigError(f"no rows in {path!r}{bounds}", field=data._window_field(spec))
-        return df.cache(), window
-
-    def _read_collection(
-        self, path: str, window: Any, workspace: Path, columns: list[str] | None, where: str
-    ) -> Any:
-        from modeltap import read
-        from modeltap.read._spark import ROW_KEY
-
-        source = (
-            path[len("azureml:") :] if path.startswith("azureml:") and "://" not in path else path
-        )
-        try:
-            df = read.spark(source, window.start, window.end, self.spark, workspace=workspace)
-        except read.NotFoundError as exc:
-            raise ConfigError(str(exc), field=f"{where}.input_data.path") from None
-        df = df.drop(ROW_KEY)
-        for name in columns or ():
-            if name not in df.columns:
-                known = ", ".join(c for c in df.columns if not c.startswith("__"))
-                raise ConfigError(
-                    f"no column {name!r} in {source}; columns: {known}", field=f"{where}.features"
-                )
-        return df
-
-    def _read_file(self, path: Path, where: str) -> Any:
-        reader, suffix = self.spark.read, path.suffix.lower()
-        try:
-            if suffix == ".parquet":
-                return reader.parquet(str(path))
-            if suffix == ".csv":
-                return reader.csv(str(path), header=True, inferSchema=True)
-            if suffix in (".jsonl", ".ndjson"):
-                return reader.json(str(path))
-            if suffix == ".json":
-                return reader.json(str(path), multiLine=True)
-        except Exception as exc:
-            raise ConfigError(f"cannot read {str(path)!r}: {exc}", field=where) from None
-        raise ConfigError(
-            f"{str(path)!r}: unknown file type; allowed: .parquet, .csv, .jsonl, .json", field=where
-        )
-
-    def _in_window(self, df: Any, window: Any, where: str) -> Any:
-        from pyspark.sql import functions as F
-
-        if "time" not in df.columns:
-            raise ConfigError(
-                "a data_window needs a 'time' column in the file", field=f"{where}.data_window"
-            )
-        t = F.col("time").try_cast("timestamp")
-        if window.start is not None:
-            df = df.where(t >= F.lit(window.start))
-        if window.end is not None:
-            df = df.where(t < F.lit(window.end))
-        return df
+        return spark_data.load_data(self.spark, spec, at, workspace, columns, default_window)
 
     def join(self, inputs: Any, outputs: Any, truth: Any, on: str, how: str = "inner") -> Any:
-        """read.join's pairing: inputs and outputs by correlation id and position within
-        it, then the ground truth by `on` (by position too when it repeats a key)."""
-        from pyspark.sql import Window
-        from pyspark.sql import functions as F
-
-        def positions(df: Any, key: str) -> Any:
-            # the read order breaks ties: a line's rows in the order of its data
-            df = df.withColumn(_INDEX, F.monotonically_increasing_id())
-            order = [c for c in ("time", "record_id") if c in df.columns]
-            w = Window.partitionBy(key).orderBy(*order, _INDEX)
-            return df.withColumn("__pos__", F.row_number().over(w)).drop(_INDEX)
-
-        left = positions(inputs, "correlationid")
-        right = positions(outputs, "correlationid")
-        both = set(left.columns) & set(right.columns) - {"correlationid", "__pos__"}
-        left = left.select(
-            *[F.col(c).alias(f"{c}_input" if c in both else c) for c in left.columns]
-        )
-        right = right.select(
-            *[F.col(c).alias(f"{c}_output" if c in both else c) for c in right.columns]
-        )
-        merged = left.join(right, ["correlationid", "__pos__"], how)
-        keys = [on]
-        if truth.groupBy(on).count().where("count > 1").limit(1).count():
-            truth = positions(truth, on)
-            keys.append("__pos__")
-        else:
-            merged = merged.withColumnRenamed("__pos__", "__merged_pos__")
-        clash = set(truth.columns) & set(merged.columns) - set(keys)
-        truth = truth.select(
-            *[F.col(c).alias(f"{c}_truth" if c in clash else c) for c in truth.columns]
-        )
-        joined = merged.join(truth, keys, "left")
-        return joined.drop("__pos__", "__merged_pos__")
+        """read.join's pairing, on Spark (see spark_data.join)."""
+        return spark_data.join(inputs, outputs, truth, on, how)
 
     def labelled(self, joined: Any, truth: str) -> Any:
         from pyspark.sql import functions as F
@@ -362,12 +252,6 @@ class SparkEngine:
 
 
 # -- column helpers --------------------------------------------------------------------------
-
-
-def _suffixed(df: Any, names: set[str], suffix: str) -> Any:
-    from pyspark.sql import functions as F
-
-    return df.select(*[F.col(f"`{c}`").alias(c + suffix if c in names else c) for c in df.columns])
 
 
 def _label_order(v: Any) -> tuple[str, Any]:

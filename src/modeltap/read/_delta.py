@@ -32,7 +32,6 @@ import pyarrow as pa
 
 from modeltap.config import DatastoreSettings, WorkspaceSettings, load_workspace
 from modeltap.errors import ConfigError, ModeltapError, StorageError
-from modeltap.read._parse import ENVELOPE, TIME_TYPE
 from modeltap.read._range import period
 from modeltap.storage.base import Storage
 from modeltap.storage.local import LocalStorage
@@ -345,81 +344,3 @@ def covered(
 
 def partition_span(partition: str) -> tuple[datetime, datetime] | None:
     return period(partition.split("/")) if partition else None
-
-
-# -- rows ------------------------------------------------------------------------------------
-
-
-def file_schema(snap: Snapshot) -> pa.Schema:
-    """The columns the data files hold (the table's, less its partition columns)."""
-    parts = set(snap.table.metadata().partition_columns)
-    schema = snap.schema()
-    return pa.schema([f for f in schema if f.name not in parts])
-
-
-def read_rows(
-    snap: Snapshot,
-    start: datetime | None,
-    end: datetime | None,
-    columns: list[str] | None = None,
-) -> pa.Table:
-    """The table's rows in [start, end), with load's columns: the user's (or those asked
-    for that the table has), then correlationid, time, record_id."""
-    import pyarrow.dataset as ds
-
-    # strings as large_string: what pandas keeps them as (no cast after the read)
-    schema = pa.schema(
-        [
-            f.with_type(pa.large_string()) if pa.types.is_string(f.type) else f
-            for f in file_schema(snap)
-        ]
-    )
-    files = snap.files(start, end)
-    if isinstance(snap.where.storage, LocalStorage):
-        filesystem: Any = None
-        paths = [str(Path(snap.where.uri, f)) for f in files]
-    else:
-        import pyarrow.fs as pa_fs
-        from deltalake.fs import DeltaStorageHandler
-
-        handler = DeltaStorageHandler(snap.where.uri, snap.where.storage_options)
-        filesystem, paths = pa_fs.PyFileSystem(handler), list(files)
-    user = [f.name for f in schema if f.name not in (*ENVELOPE, *TABLE_ONLY)]
-    if columns is not None:
-        stored = {_RENAMED.get(n, n): n for n in user}
-        user = [stored[c] for c in columns if c in stored]
-    names = [*user, *ENVELOPE]
-    if not paths:
-        return schema.empty_table().select(names).rename_columns(_shown(names))
-    dataset = ds.dataset(paths, schema=schema, format="parquet", filesystem=filesystem)
-    when = None
-    if start is not None:
-        when = ds.field("time") >= pa.scalar(start, TIME_TYPE)
-    if end is not None:
-        below = ds.field("time") < pa.scalar(end, TIME_TYPE)
-        when = below if when is None else when & below
-    table = dataset.to_table(columns=names, filter=when)
-    return table.rename_columns(_shown(names))
-
-
-def _shown(names: list[str]) -> list[str]:
-    return [_RENAMED.get(n, n) for n in names]
-
-
-def decode_payload(table: pa.Table) -> Any:
-    """A payload table's rows as load gives them: `data` back from its JSON text, the
-    payload fields as Python values (object columns), the envelope typed."""
-    import pandas as pd
-
-    columns: dict[str, Any] = {}
-    for name in table.column_names:
-        values = table.column(name)
-        if name == "data":
-            columns[name] = pd.Series(
-                [None if v is None else orjson.loads(v) for v in values.to_pylist()], dtype=object
-            )
-        elif name in ENVELOPE:
-            columns[name] = values.to_pandas()
-        else:
-            columns[name] = pd.Series(values.to_pylist(), dtype=object)
-    return pd.DataFrame(columns)

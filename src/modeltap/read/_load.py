@@ -134,7 +134,7 @@ def load(
             from modeltap.read import _compacted
 
             return _compacted.load(
-                src, table, t0, t1, engine, wanted, resolve_blobs, progress, exact, _json_part
+                src, table, t0, t1, engine, wanted, resolve_blobs, progress, exact, _load_json
             )
         return _load_json(
             src, _objects(src, t0, t1), t0, t1, engine, wanted, resolve_blobs, progress, exact
@@ -143,26 +143,9 @@ def load(
         src.storage.close()
 
 
-def _json_part(
-    src: Source,
-    infos: list[ObjectInfo],
-    t0: datetime | None,
-    t1: datetime | None,
-    engine: Engine,
-    wanted: list[str] | None,
-    resolve_blobs: bool,
-    progress: bool | None,
-    exact: bool,
-) -> Any:
-    """load() of the objects given (None lists them: the time range's)."""
-    if infos is None:
-        infos = _objects(src, t0, t1)
-    return _load_json(src, infos, t0, t1, engine, wanted, resolve_blobs, progress, exact)
-
-
 def _load_json(
     src: Source,
-    infos: list[ObjectInfo],
+    infos: list[ObjectInfo] | None,
     t0: datetime | None,
     t1: datetime | None,
     engine: Engine,
@@ -171,6 +154,9 @@ def _load_json(
     progress: bool | None,
     exact: bool,
 ) -> Any:
+    """load() from the JSON lines of these objects (None: those of the time range)."""
+    if infos is None:
+        infos = _objects(src, t0, t1)
     extra = tuple(c for c in wanted or () if c in _EXTRA)
     parser = Parser(t0, t1, extra, threads=len(infos) < _THREADS)
     duck: _duck.DuckRead | None = None

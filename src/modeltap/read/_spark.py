@@ -23,6 +23,7 @@ import orjson
 
 from modeltap.config import default_workspace, load_workspace
 from modeltap.read import _delta
+from modeltap.read._compacted import file_schema
 from modeltap.read._parse import ENVELOPE
 from modeltap.read._range import TimeLike, to_utc
 from modeltap.read._source import Source, resolve
@@ -103,7 +104,7 @@ def _frame(
     """(the DataFrame, whether the collection holds HTTP payloads)."""
     from pyspark.sql import functions as F
 
-    table_schema = _delta.file_schema(snap) if snap is not None else None
+    table_schema = file_schema(snap) if snap is not None else None
     kinds = _sample(src, rest)
     seen_payload = kinds.pop(_PAYLOAD, None) is not None
     payload = snap.payload if snap is not None else seen_payload
