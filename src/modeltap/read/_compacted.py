@@ -187,7 +187,8 @@ def read_rows(
     if end is not None:
         below = ds.field("time") < pa.scalar(end, TIME_TYPE)
         when = below if when is None else when & below
-    table = dataset.to_table(columns=names, filter=when)
+    # malloc, as _gather.py: mimalloc (the default pool) is slow to hand out fresh memory
+    table = dataset.to_table(columns=names, filter=when, memory_pool=pa.system_memory_pool())
     return table.rename_columns(_shown(names))
 
 
