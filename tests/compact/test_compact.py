@@ -17,6 +17,7 @@ import modeltap.read._load as read_load
 from modeltap import compact, read
 from modeltap.assets import Catalog
 from modeltap.read import _delta
+from modeltap.read._source import Source
 from modeltap.storage.local import LocalStorage
 from tests.compact.helpers import ASSET, PREFIX, T0, canonical, fill, payloads, stop
 from tests.conftest import store_root
@@ -273,10 +274,13 @@ def test_to_a_folder_and_from_a_folder(workspace, tmp_path):
     report = compact.compact(str(folder), workspace=workspace)
     assert report.objects == 4
     assert (folder.parent / "model_inputs-delta" / "_delta_log").is_dir()
-    # not registered (a folder has no asset), but where the asset's reader looks
+    # a folder has no asset: nothing registered, and the asset's reader keeps to JSON lines
     assert Catalog(workspace).get(f"{ASSET}-delta") is None
     store = LocalStorage(store_root(workspace), name="workspaceblobstore")
-    assert _delta.find(store, PREFIX, workspace)[0].path == f"{PREFIX}-delta"
+    assert (
+        _delta.find(Source(store, PREFIX, ASSET, Catalog(workspace).get(ASSET)), workspace) is None
+    )
+    pd.testing.assert_frame_equal(canonical(read.load(str(folder))), expected)
     elsewhere = tmp_path / "tables" / "inputs"
     compact.compact(ASSET, to=str(elsewhere), workspace=workspace)
     assert len(DeltaTable(str(elsewhere)).to_pandas()) == 16

@@ -69,8 +69,8 @@ def target(
 
     ws_root = Path(workspace if workspace is not None else default_workspace())
     src = resolve(source, ws_root)
-    asset = None
-    if (ws_root / "catalog.sqlite").is_file():
+    asset = src.asset if src.asset is not None and src.asset.type != "delta" else None
+    if asset is None and (ws_root / "catalog.sqlite").is_file():
         matches = [
             a
             for a in Catalog(ws_root).list()

@@ -164,35 +164,40 @@ def default_table_path(path: str) -> str:
     return f"{path.rstrip('/')}-delta"
 
 
-def find(src_storage: Storage, prefix: str, workspace: str | os.PathLike[str]) -> Any:
-    """(TableLocation, whole) for the compacted table of the collection read from this
-    datastore folder, or None. `whole` is True when the folder is the table itself (the
+def find(src: Any, workspace: str | os.PathLike[str]) -> Any:
+    """(TableLocation, whole) for the compacted table of a collection (a read._source
+    Source), or None. `whole` is True when the source is the table itself (the
     `{name}-delta` asset was named): then the table is all there is to read.
 
-    The table is the one registered as `{name}-delta` for the collection's asset, else
-    the one in the default place (`<folder>-delta`), if there is one."""
+    For an asset, its table is the asset `{name}-delta` that compaction registered; for a
+    URI, that of the asset with this path if there is one, else the table in the default
+    place (`<folder>-delta`); for a folder, `<folder>-delta` beside it."""
     from modeltap.assets import Catalog
 
-    if isinstance(src_storage, LocalStorage) and src_storage.name == "folder":
-        folder = Path(src_storage.url(prefix))
+    storage, prefix = src.storage, src.prefix
+    if isinstance(storage, LocalStorage) and storage.name == "folder":
+        folder = Path(storage.url(prefix))
         beside = folder.with_name(f"{folder.name}-delta")
         return (folder_location(beside), False) if (beside / "_delta_log").is_dir() else None
     root = Path(workspace)
-    assets = Catalog(root).list() if (root / "catalog.sqlite").is_file() else []
-    here = [a for a in assets if a.datastore == src_storage.name and a.path == prefix]
-    if any(a.type == DELTA_TYPE for a in here):
-        return location(load_workspace(root), src_storage.name, prefix), True
-    names = {a.name for a in here}
-    tables = [a for a in assets if a.type == DELTA_TYPE and a.name.removesuffix("-delta") in names]
-    if tables:
-        table = max(tables, key=lambda a: a.created)
+    catalog = Catalog(root)
+    asset = src.asset
+    if asset is None and (root / "catalog.sqlite").is_file():
+        here = [a for a in catalog.list() if a.datastore == storage.name and a.path == prefix]
+        asset = max(here, key=lambda a: a.created) if here else None
+    if asset is not None:
+        if asset.type == DELTA_TYPE:
+            return location(load_workspace(root), asset.datastore, asset.path), True
+        table = catalog.get(f"{asset.name}-delta")
+        if table is None or table.type != DELTA_TYPE:
+            return None  # never compacted (a compaction registers its table)
         return location(load_workspace(root), table.datastore, table.path), False
     if not prefix:
         return None
     path = default_table_path(prefix)
-    if not _has_log(src_storage, path):
+    if not _has_log(storage, path):
         return None
-    return location(load_workspace(root), src_storage.name, path), False
+    return location(load_workspace(root), storage.name, path), False
 
 
 def _has_log(storage: Storage, path: str) -> bool:

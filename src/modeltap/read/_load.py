@@ -129,7 +129,7 @@ def load(
     ws = workspace if workspace is not None else default_workspace()
     src = resolve(source, ws)
     try:
-        table = _delta.find(src.storage, src.prefix, ws) if delta else None
+        table = _delta.find(src, ws) if delta else None
         if table is not None:
             from modeltap.read import _compacted
 

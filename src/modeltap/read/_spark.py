@@ -76,7 +76,7 @@ def spark(
     ws = workspace if workspace is not None else default_workspace()
     src = resolve(source, ws)
     try:
-        found = _delta.find(src.storage, src.prefix, ws) if delta else None
+        found = _delta.find(src, ws) if delta else None
         snap = _delta.open_snapshot(found[0], not found[1], t0, t1) if found else None
         if found is not None and found[1]:
             rest: list[ObjectInfo] = []
