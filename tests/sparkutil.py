@@ -31,5 +31,11 @@ def spark_session() -> Iterator[Any]:
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
+    # py4j's finalizer thread polls with time.sleep() for the whole session; a later test
+    # that makes time.sleep raise (tests/test_cli_data.py) would kill it mid-poll. Tests
+    # need no release of JVM objects: stop that thread now.
+    client = session.sparkContext._gateway._gateway_client
+    if getattr(client, "finalizer_deque", None) is not None:
+        client.finalizer_deque.appendleft("__shutdown__")
     yield session
     session.stop()
