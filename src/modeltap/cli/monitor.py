@@ -29,8 +29,18 @@ def monitor_group() -> None:
 @workspace_option
 @click.option("--at", "at", help="Run as of this time (ISO 8601, UTC) [default: now].")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per result on stdout.")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "spark"]),
+    default="local",
+    show_default=True,
+    help="local: this machine (pandas/numpy); spark: distributed aggregations on Spark "
+    "(the active or a new SparkSession; see docs/scale.md).",
+)
 @friendly_errors
-def run_command(file: Path, workspace: Path | None, at: str | None, as_json: bool) -> None:
+def run_command(
+    file: Path, workspace: Path | None, at: str | None, as_json: bool, engine: str
+) -> None:
     """Compute every signal of a monitor file once; exit 1 when a threshold is breached.
 
     Results are appended to WORKSPACE/monitoring/NAME/ and an HTML report is written.
@@ -46,7 +56,12 @@ def run_command(file: Path, workspace: Path | None, at: str | None, as_json: boo
     spec = load_monitor(file)
     for note in spec.notes:
         click.echo(f"modeltap: note: {note}", err=True)
-    outcome = run_monitor(spec, workspace, at)
+    if engine == "spark":
+        from modeltap.monitor.engine_spark import SparkEngine
+
+        outcome = run_monitor(spec, workspace, at, engine=SparkEngine())
+    else:
+        outcome = run_monitor(spec, workspace, at)
     if as_json:
         for row in outcome.result_dicts():
             click.echo(json.dumps(row))

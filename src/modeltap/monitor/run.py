@@ -126,8 +126,9 @@ def _run_signal(
         return _run_performance(signal, spec, engine, ws, at)
     skip = set(ENVELOPE) | _named_columns(signal.reference)
     columns = list(signal.features) if signal.features is not None else None
-    prod, window = load_data(signal.production[0], at, ws, columns, default_window=True)
-    ref, _ = load_data(signal.reference, at, ws)
+    load = getattr(engine, "load_data", load_data)  # an engine may read data its own way (Spark)
+    prod, window = load(signal.production[0], at, ws, columns, default_window=True)
+    ref, _ = load(signal.reference, at, ws)
     result = evaluate(signal, engine, ref, prod, skip)
     return result, window, engine.rows(prod), engine.rows(ref)
 
@@ -147,15 +148,16 @@ def _run_performance(
             field=ref_spec.where,
         )
     key = names.get("correlation_id", "correlationid")
+    load = getattr(engine, "load_data", load_data)  # an engine may read data its own way (Spark)
     by_context = {p.data_context: p for p in signal.production}
     outputs_spec = by_context.get("model_outputs", signal.production[0])
-    outputs, window = load_data(outputs_spec, at, ws, default_window=True)
+    outputs, window = load(outputs_spec, at, ws, default_window=True)
     inputs_spec = by_context.get("model_inputs")
     if inputs_spec is not None and inputs_spec is not outputs_spec:
-        inputs, _ = load_data(inputs_spec, at, ws, default_window=True)
+        inputs, _ = load(inputs_spec, at, ws, default_window=True)
     else:
         inputs = outputs[["correlationid"]]
-    truth, _ = load_data(ref_spec, at, ws)
+    truth, _ = load(ref_spec, at, ws)
     pred_col = _prediction_column(outputs, outputs_spec, truth_col)
     for frame, col, where in ((truth, truth_col, ref_spec.where), (truth, key, ref_spec.where)):
         if col not in frame.columns:
@@ -164,12 +166,17 @@ def _run_performance(
                 f"{', '.join(map(str, frame.columns))}",
                 field=where,
             )
-    joined = read.join(inputs, outputs, truth[[key, truth_col]], on=key, how="inner")
+    join = getattr(engine, "join", read.join)
+    joined = join(inputs, outputs, truth[[key, truth_col]], on=key, how="inner")
     truth_name = truth_col if truth_col + "_truth" not in joined.columns else truth_col + "_truth"
     task = next(iter(signal.thresholds))
-    labelled = joined[joined[truth_name].notna()]
+    labelled = (
+        engine.labelled(joined, truth_name)
+        if hasattr(engine, "labelled")
+        else joined[joined[truth_name].notna()]
+    )
     result = performance(signal, engine, labelled, truth_name, pred_col, task)
-    return result, window, len(labelled), engine.rows(truth)
+    return result, window, engine.rows(labelled), engine.rows(truth)
 
 
 def _prediction_column(outputs: Any, spec: DataSpec, truth_col: str) -> str:

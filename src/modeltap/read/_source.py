@@ -29,6 +29,7 @@ class Source:
     storage: Storage
     prefix: str  # the collection folder inside the storage, "" for its root
     label: str  # for messages: the asset, URI or folder as the user named it
+    asset: Asset | None = None  # the data asset, when the source named one
 
 
 def suggest(name: str, known: list[str], what: str) -> str:
@@ -62,7 +63,8 @@ def resolve(source: str | os.PathLike[str], workspace: str | os.PathLike[str]) -
     if catalog.get(name, version or None) is None and Path(text).is_dir():
         return _folder(Path(text))
     asset = find_asset(catalog, text, ws)
-    return Source(_open(ws, asset.datastore), asset.path, f"{asset.name}:{asset.version}")
+    label = f"{asset.name}:{asset.version}"
+    return Source(_open(ws, asset.datastore), asset.path, label, asset)
 
 
 def find_asset(catalog: Catalog, text: str, ws: WorkspaceSettings) -> Asset:
