@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,6 +29,7 @@ __all__ = [
     "plural",
     "port_option",
     "run_server",
+    "stop_on_signals",
     "workers_option",
     "workspace_option",
 ]
@@ -116,6 +118,25 @@ def run_server(app_factory: str, host: str, port: int, log_level: str, **options
         timeout_graceful_shutdown=10,
         **options,
     )
+
+
+def stop_on_signals(stop: threading.Event, message: str | None = None) -> None:
+    """SIGTERM and Ctrl-C set `stop` (after printing `message`), for loops that end cleanly.
+
+    The event is set from a new thread, not in the handler: a handler runs between two
+    bytecodes of the main thread, which may then hold the event's own lock (inside
+    Event.wait), and setting it there would deadlock."""
+
+    def set_stop() -> None:
+        if message:
+            click.echo(message, err=True)
+        stop.set()
+
+    def handler(signum: int, frame: object) -> None:
+        threading.Thread(target=set_stop, name="modeltap-stop", daemon=True).start()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

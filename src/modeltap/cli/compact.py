@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from modeltap.cli._common import friendly_errors, plural, workspace_option
+from modeltap.cli._common import friendly_errors, plural, stop_on_signals, workspace_option
 
 if TYPE_CHECKING:
     from modeltap.compact import Report
@@ -83,13 +82,7 @@ def compact_command(
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
     stop = threading.Event()
-
-    def ask_to_stop(signum: int, frame: object) -> None:
-        click.echo("modeltap: stopping after the commit in progress", err=True)
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, ask_to_stop)
+    stop_on_signals(stop, "modeltap: stopping after the commit in progress")
     back = None if full else timedelta(days=lookback)
     try:
         end = to_utc(until, "--until")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import signal
 import sys
 import threading
 from datetime import datetime
@@ -14,7 +13,7 @@ from typing import Any
 
 import click
 
-from modeltap.cli._common import friendly_errors, workspace_option
+from modeltap.cli._common import friendly_errors, stop_on_signals, workspace_option
 
 __all__ = ["COMMANDS"]
 
@@ -172,8 +171,7 @@ def schedule_command(file: Path, workspace: Path | None) -> None:
         click.echo(f"modeltap: note: {note}", err=True)
     logging.basicConfig(level="WARNING", format="modeltap: %(levelname)s: %(message)s")
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop_on_signals(stop)
 
     def once(at: datetime) -> int:
         try:

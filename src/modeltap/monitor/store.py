@@ -114,6 +114,10 @@ def reserve_run_id(workspace: Path, monitor: str, run_time: datetime) -> Iterato
         except OSError as exc:
             raise StorageError(f"cannot create: {exc.strerror}", path=str(lock)) from None
         os.close(fd)
+        # Another run may have finished with this id between the check above and the lock.
+        if (runs / f"{run_id}.parquet").exists() or (runs / f"{run_id}.json").exists():
+            lock.unlink(missing_ok=True)
+            continue
         try:
             yield run_id
         finally:
