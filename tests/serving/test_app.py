@@ -207,8 +207,8 @@ def test_result_that_cannot_be_json_is_500_with_the_error_and_request_id(load):
 
 
 def test_init_runs_once_with_the_model_dir(load, tmp_path):
-    model = tmp_path / "model"
-    model.mkdir()
+    model = tmp_path / "holder" / "model"
+    model.mkdir(parents=True)
     (model / "weights.txt").write_text("42")
     source = """
     import os
@@ -216,14 +216,14 @@ def test_init_runs_once_with_the_model_dir(load, tmp_path):
     def init():
         global inits, weights
         inits += 1
-        with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "weights.txt")) as f:
+        with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model", "weights.txt")) as f:
             weights = f.read()
     def run(data):
         return {"inits": inits, "weights": weights, "dir": os.environ["AZUREML_MODEL_DIR"]}
     """
-    with AppClient(create_app(load(source, model))) as client:
+    with AppClient(create_app(load(source, model.parent))) as client:
         answers = [client.post("/score", content=b"{}").json() for _ in range(3)]
-    assert answers == [{"inits": 1, "weights": "42", "dir": str(model.resolve())}] * 3
+    assert answers == [{"inits": 1, "weights": "42", "dir": str(model.parent.resolve())}] * 3
 
 
 def test_script_without_run_fails_at_startup(load):

@@ -84,7 +84,7 @@ def serve(
 
     os.environ[ENV_COLLECT_MODEL_DATA] = "1" if collect else ""
     settings, ws_root = load_settings(deployment_file, workspace)
-    _export_scorer(settings)
+    mlflow_model = _export_scorer(settings)
     os.environ[ENV_THREADS] = "1" if threads else ""
     names = ", ".join(sorted(settings.collections)) or "nothing (no collection enabled)"
     click.echo(
@@ -93,7 +93,9 @@ def serve(
         f"into workspace {ws_root}",
         err=True,
     )
-    custom = sorted(name for name, c in settings.collections.items() if not c.is_payload)
+    # The SDK's collections go through the agent sidecar; an MLflow model collects itself.
+    custom = sorted(n for n, c in settings.collections.items() if not c.is_payload)
+    custom = [] if mlflow_model else custom
     # Payload records are made by the sidecar, off the scoring workers (serving/relay.py);
     # with durability spool each worker spools its own before the next request.
     relay = any(c.is_payload for c in settings.collections.values()) and (
@@ -117,19 +119,20 @@ def serve(
             sidecar.stop()
 
 
-def _export_scorer(settings: DeploymentSettings) -> None:
-    """What the workers serve: the score.py, or the MLflow model when there is none."""
+def _export_scorer(settings: DeploymentSettings) -> bool:
+    """What the workers serve: the score.py, or the MLflow model when there is none (True)."""
     from modeltap.errors import ConfigError
     from modeltap.serving.app import ENV_MLFLOW_MODEL, ENV_MODEL_DIR, ENV_SCRIPT
     from modeltap.serving.model_dir import ModelFolder
 
+    mlflow_model = False
     if settings.code_dir is not None and settings.scoring_script is not None:
         os.environ[ENV_SCRIPT] = str(settings.code_dir / settings.scoring_script)
     elif settings.model_type == "mlflow_model" and settings.model_path is not None:
         from modeltap.serving.mlflow_model import require_mlflow
 
         require_mlflow()
-        os.environ[ENV_MLFLOW_MODEL] = str(settings.model_path)
+        mlflow_model = True
     else:
         raise ConfigError(
             "needs code and scoring_script to serve, or a local MLflow model "
@@ -141,6 +144,8 @@ def _export_scorer(settings: DeploymentSettings) -> None:
         folder = ModelFolder(settings.model_path)
         os.environ[ENV_MODEL_DIR] = str(folder.open())
         atexit.register(folder.close)  # the folder of links, if one was made
+    os.environ[ENV_MLFLOW_MODEL] = str(settings.model_path) if mlflow_model else ""
+    return mlflow_model
 
 
 @click.command()

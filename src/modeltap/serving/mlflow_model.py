@@ -157,8 +157,10 @@ def _mlflow_call(func: Any, *args: Any, **kwargs: Any) -> Any:
         status = int(exc.get_http_status_code())  # type: ignore[no-untyped-call]
         if not 400 <= status < 500:
             raise
-        # "Failed to enforce schema of data '<the whole frame>' ... Error: <the reason>"
-        reason = exc.message.rsplit("Error: ", 1)[-1].strip()
+        reason = exc.message
+        if reason.startswith("Failed to enforce schema of data"):
+            # "... of data '<the whole frame>' with schema '...'. Error: <the reason>"
+            reason = reason.rsplit("Error: ", 1)[-1].strip()
         raise BadRequestError(reason, status) from None
 
 
