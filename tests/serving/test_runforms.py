@@ -8,6 +8,7 @@ test_platform_scripts.py.
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -87,7 +88,9 @@ def test_schema_errors_are_the_platforms(load):
         a_list = client.post("/score", json=[1, 2])
         text = client.post("/score", content=b"{}", headers={"content-type": "text/plain"})
     assert missing.status_code == 400
-    assert missing.json()["message"] == "A value is not provided for the 'GlobalParameters' parameter."
+    assert (
+        missing.json()["message"] == "A value is not provided for the 'GlobalParameters' parameter."
+    )
     assert not_json.status_code == 400
     assert not_json.json()["message"].startswith("POST body could not be decoded as JSON")
     assert empty.status_code == 400
@@ -252,3 +255,48 @@ def test_numpy_results_are_json(load):
     source = "import numpy as np\ndef run(data):\n    return np.arange(3)\n"
     with AppClient(create_app(load(source))) as client:
         assert client.post("/score", content=b"{}").json() == list(np.arange(3))
+
+
+def test_installed_platform_modules_are_not_shadowed(load, tmp_path, monkeypatch):
+    """With the platform's package installed, score.py gets its modules, not modeltap's."""
+    package = tmp_path / "site" / "azureml_inference_server_http" / "api"
+    package.mkdir(parents=True)
+    (package.parent / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "aml_request.py").write_text(
+        "_rawHttpRequested = False\n"
+        "def rawhttp(func):\n"
+        "    global _rawHttpRequested\n"
+        "    _rawHttpRequested = True\n"
+        "    return func\n"
+        "class AMLRequest:\n"
+        "    installed = True\n"
+    )
+    (package / "aml_response.py").write_text(
+        "from werkzeug.wrappers import Response\n"
+        "class AMLResponse(Response):\n"
+        "    def __init__(self, message, status_code, response_headers={}, json_str=False):\n"
+        "        super().__init__(message, status=status_code, headers=response_headers)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    for name in list(sys.modules):
+        if name.startswith("azureml_inference_server_http"):
+            monkeypatch.delitem(sys.modules, name)
+    source = """
+    from azureml_inference_server_http.api.aml_request import AMLRequest, rawhttp
+    from azureml_inference_server_http.api.aml_response import AMLResponse
+
+    @rawhttp
+    def run(request):
+        return AMLResponse(AMLRequest.__module__ + " " + request.method, 202, {"X-Real": "1"})
+    """
+    try:
+        with AppClient(create_app(load(source))) as client:
+            r = client.post("/score", content=b"x")
+    finally:
+        for name in list(sys.modules):
+            if name.startswith("azureml_inference_server_http"):
+                del sys.modules[name]
+    assert r.status_code == 202
+    assert r.text == "azureml_inference_server_http.api.aml_request POST"
+    assert r.headers["x-real"] == "1"
