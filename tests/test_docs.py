@@ -64,7 +64,8 @@ def test_serving_page_yaml_is_accepted(tmp_path):
     page = ROOT / "docs" / "serving.md"
     (tmp_path / "scripts").mkdir()
     (tmp_path / "scripts" / "score.py").write_text("def run(data):\n    return data\n")
-    deployment_yaml, workspace_yaml = blocks(page, "yaml")
+    [deployment_yaml] = [b for b in blocks(page, "yaml") if "code_configuration" in b]
+    [workspace_yaml] = [b for b in blocks(page, "yaml") if "datastores:" in b]
     (tmp_path / "ws").mkdir()
     (tmp_path / "ws" / "workspace.yml").write_text(workspace_yaml)
     ws = load_workspace(tmp_path / "ws")
@@ -146,6 +147,8 @@ def test_readme_usage_serves_and_collects(tmp_path):
 def test_deployment_yaml_examples_load(page, tmp_path):
     (tmp_path / "scripts").mkdir()
     (tmp_path / "scripts" / "score.py").write_text("def run(data):\n    return data\n")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "MLmodel").write_text("flavors: {}\n")  # for `type: mlflow_model`
     for text in blocks(page, "yaml"):
         if "endpoint_name" not in text:
             continue
