@@ -91,7 +91,7 @@ def test_pipeline_page_line_is_consistent():
 
 
 @pytest.mark.slow
-def test_readme_usage_serves_and_collects(tmp_path):
+def test_readme_usage_serves_and_collects(tmp_path, monkeypatch):
     readme = ROOT / "README.md"
     score = next(b for b in blocks(readme, "python") if "def run" in b)
     deployment = next(b for b in blocks(readme, "yaml") if "endpoint_name" in b)
@@ -141,6 +141,14 @@ def test_readme_usage_serves_and_collects(tmp_path):
         "azureml.inference.model_outputs",
     ]
     assert {line["correlationid"] for line in lines} == {"r1"}
+    # The README's read-back, with the top-level modeltap.load / modeltap.join.
+    reading = next(b for b in blocks(readme, "python") if "modeltap.load" in b)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MODELTAP_WORKSPACE", raising=False)
+    namespace: dict[str, object] = {}
+    exec(compile(reading, str(readme), "exec"), namespace)
+    table = namespace["table"]
+    assert table[["a", "b", "score"]].to_dict("list") == {"a": [1, 2], "b": [3, 4], "score": [4, 6]}
 
 
 @pytest.mark.parametrize("page", sorted((ROOT / "docs").glob("*.md")), ids=lambda p: p.name)
