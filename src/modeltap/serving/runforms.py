@@ -55,7 +55,7 @@ class RunForm:
             args: dict[str, Any] = {self.input_name: make_request(scope, body)}
         elif method == "POST":
             args = self._post(scope, body)
-        elif method == "GET":
+        elif method in ("GET", "HEAD"):  # HEAD is a GET without the body, as in Flask
             query = _query(scope)
             if self.kind == "text":
                 args = {self.input_name: json.dumps(query)}
