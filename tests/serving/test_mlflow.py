@@ -122,6 +122,8 @@ def test_served_with_collect_payloads_and_signature_errors(models, tmp_path):
     finally:
         code, _ = server.stop()
     assert code == 0, server.stderr()
+    # A model's predict() holds the loop for milliseconds: asyncio takes connections in turn.
+    assert "(event loop: asyncio)" in server.stderr()
     for rid, r in answers.items():
         assert r.status_code == 200, (rid, r.text)
     predictions = answers["platform"].json()

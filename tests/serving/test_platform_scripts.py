@@ -247,3 +247,27 @@ def test_request_headers_and_get_query(tmp_path, collector_import):
     assert got.json() == [{"score": 6, "caller": ""}]  # ?data=[...] parsed as JSON
     check_pairs(lines, ["h0", "h1"], collector_import == SDK)
     assert sorted(line["method"] for line in lines["request"]) == ["GET", "POST"]
+
+
+LOOP_SCRIPT = """
+import asyncio
+
+def run(raw_data):
+    return type(asyncio.get_running_loop()).__module__
+"""
+
+
+@pytest.mark.parametrize(("extra", "module"), [((), "uvloop"), (("--loop", "asyncio"), "asyncio")])
+def test_event_loop_choice(tmp_path, extra, module):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "score.py").write_text(LOOP_SCRIPT)
+    (tmp_path / "d.yml").write_text(
+        "name: blue\nendpoint_name: ep\n"
+        "code_configuration:\n  code: s\n  scoring_script: score.py\n"
+    )
+    server = Served(tmp_path / "d.yml", tmp_path / "ws", tmp_path, extra)
+    try:
+        answer = httpx.post(server.base + "/score", content=b"", timeout=30).json()
+    finally:
+        assert server.stop()[0] == 0, server.stderr()
+    assert answer.startswith(module), answer
