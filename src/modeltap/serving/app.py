@@ -66,6 +66,9 @@ def _call_with_id(scorer: Scorer, request_id: str, arguments: dict[str, Any]) ->
 
 
 def _to_response(result: Any, request_id: str) -> Response:
+    headers = {REQUEST_ID_HEADER: request_id}
+    if type(result) in _JSON_TYPES:  # the common case first
+        return Response(dumps(result), media_type="application/json", headers=headers)
     if isinstance(result, Response):
         result.headers[REQUEST_ID_HEADER] = request_id
         return result
@@ -75,10 +78,12 @@ def _to_response(result: Any, request_id: str) -> Response:
         response = to_starlette(result)
         response.headers[REQUEST_ID_HEADER] = request_id
         return response
-    headers = {REQUEST_ID_HEADER: request_id}
     if isinstance(result, bytes | bytearray):
         return Response(bytes(result), media_type="application/octet-stream", headers=headers)
     return Response(dumps(result), media_type="application/json", headers=headers)
+
+
+_JSON_TYPES = {dict, list, str, int, float, bool, type(None)}
 
 
 def _is_werkzeug_response(result: Any) -> bool:

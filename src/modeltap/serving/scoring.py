@@ -32,11 +32,9 @@ class Scorer(Protocol):
     """What the scoring app serves: a score.py (ScoreScript) or an MLflow model."""
 
     path: Path
+    run_is_async: bool  # run() is a coroutine function (known once loaded)
 
     def load(self) -> None: ...
-
-    @property
-    def run_is_async(self) -> bool: ...
 
     def arguments(self, scope: Scope, body: bytes) -> dict[str, Any] | None: ...
 
@@ -56,6 +54,7 @@ class ScoreScript:
         self.form: RunForm | None = None
         self._run: Any = None
         self._swagger: Swagger | None = None
+        self.run_is_async = False
 
     def load(self) -> None:
         if not self.path.is_file():
@@ -78,14 +77,11 @@ class ScoreScript:
             raise ConfigError(f"{str(self.path)!r} has no run(raw_data) function", field=_FIELD)
         self.form = analyze(run, aml_api.rawhttp_requested())
         self.module, self._run = module, run
+        self.run_is_async = inspect.iscoroutinefunction(run)  # asked on every request
         init = getattr(module, "init", None)
         if callable(init):
             init()
         self._swagger = Swagger.for_script(run, self.path.parent)
-
-    @property
-    def run_is_async(self) -> bool:
-        return self._run is not None and inspect.iscoroutinefunction(self._run)
 
     def arguments(self, scope: Scope, body: bytes) -> dict[str, Any] | None:
         """run()'s keyword arguments for a request (runforms.RunForm.arguments)."""
