@@ -33,7 +33,8 @@ from common import table as table
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-ANCHOR = REPO.parent / "shared" / "bench-anchor"
+# The anchor benchmark beside the repository (shared/); BENCH_ANCHOR for a worktree elsewhere.
+ANCHOR = Path(os.environ.get("BENCH_ANCHOR") or REPO.parent / "shared" / "bench-anchor")
 HZ = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
 

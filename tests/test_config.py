@@ -68,7 +68,7 @@ def test_source_example_is_accepted_as_is(tmp_path):
     assert settings.model_version == "default"
     assert settings.code_dir == (tmp_path / "scripts").resolve()
     assert settings.scoring_script == "score.py"
-    assert settings.model_dir is None  # azureml: model reference has no local folder
+    assert settings.model_path is None  # azureml: model reference has no local folder
     assert settings.file == (tmp_path / "deployment.yml").resolve()
     assert settings.pipeline == PipelineSettings()
 

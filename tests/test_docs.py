@@ -67,7 +67,8 @@ def test_serving_page_yaml_is_accepted(tmp_path):
     page = ROOT / "docs" / "serving.md"
     (tmp_path / "scripts").mkdir()
     (tmp_path / "scripts" / "score.py").write_text("def run(data):\n    return data\n")
-    deployment_yaml, workspace_yaml = blocks(page, "yaml")
+    [deployment_yaml] = [b for b in blocks(page, "yaml") if "code_configuration" in b]
+    [workspace_yaml] = [b for b in blocks(page, "yaml") if "datastores:" in b]
     (tmp_path / "ws").mkdir()
     (tmp_path / "ws" / "workspace.yml").write_text(workspace_yaml)
     ws = load_workspace(tmp_path / "ws")
@@ -93,7 +94,7 @@ def test_pipeline_page_line_is_consistent():
 
 
 @pytest.mark.slow
-def test_readme_usage_serves_and_collects(tmp_path):
+def test_readme_usage_serves_and_collects(tmp_path, monkeypatch):
     readme = ROOT / "README.md"
     score = next(b for b in blocks(readme, "python") if "def run" in b)
     deployment = next(b for b in blocks(readme, "yaml") if "endpoint_name" in b)
@@ -143,12 +144,22 @@ def test_readme_usage_serves_and_collects(tmp_path):
         "azureml.inference.model_outputs",
     ]
     assert {line["correlationid"] for line in lines} == {"r1"}
+    # The README's read-back, with the top-level modeltap.load / modeltap.join.
+    reading = next(b for b in blocks(readme, "python") if "modeltap.load" in b)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MODELTAP_WORKSPACE", raising=False)
+    namespace: dict[str, object] = {}
+    exec(compile(reading, str(readme), "exec"), namespace)
+    table = namespace["table"]
+    assert table[["a", "b", "score"]].to_dict("list") == {"a": [1, 2], "b": [3, 4], "score": [4, 6]}
 
 
 @pytest.mark.parametrize("page", sorted((ROOT / "docs").glob("*.md")), ids=lambda p: p.name)
 def test_deployment_yaml_examples_load(page, tmp_path):
     (tmp_path / "scripts").mkdir()
     (tmp_path / "scripts" / "score.py").write_text("def run(data):\n    return data\n")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "MLmodel").write_text("flavors: {}\n")  # for `type: mlflow_model`
     for text in blocks(page, "yaml"):
         if "endpoint_name" not in text:
             continue

@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_DATASTORE",
     "DEFAULT_WORKSPACE",
     "ENV_WORKSPACE",
+    "MODEL_TYPES",
     "PAYLOAD_COLLECTIONS",
     "CollectionSettings",
     "DatastoreSettings",
@@ -133,7 +134,8 @@ class DeploymentSettings:
     source: str = ""
     model_version: str = "default"
     pipeline: PipelineSettings = PipelineSettings()
-    model_dir: Path | None = None
+    model_path: Path | None = None  # the local model file or folder (`model` or `model.path`)
+    model_type: str = "custom_model"  # `model.type`: custom_model | mlflow_model | triton_model
     code_dir: Path | None = None
     scoring_script: str | None = None
     file: Path | None = None
@@ -344,21 +346,53 @@ def _read_yaml(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
-def _model_dir(model: Any, base: Path, notes: list[str]) -> Path | None:
+MODEL_TYPES = ("custom_model", "mlflow_model", "triton_model")
+MODEL_DATA = ("model_inputs", "model_outputs")
+ENV_COLLECT_MODEL_DATA = "MODELTAP_COLLECT_MODEL_DATA"  # set by `modeltap serve --collect`
+_MODEL_KEYS = {"path", "type", "name", "version", "description", "tags", "properties", "stage"}
+
+
+def _model_dir(model: Any, base: Path, notes: list[str]) -> dict[str, Any]:
+    """model_path and model_type from `model: ./path` or `model: {path: ..., type: ...}`."""
+    kind = "custom_model"
     if isinstance(model, dict):
+        for key in sorted(set(model) - _MODEL_KEYS):
+            notes.append(f"model.{key}: not used by a local deployment, ignored")
+        kind = str(model.get("type") or kind)
+        if kind not in MODEL_TYPES:
+            raise ConfigError(
+                f"{kind!r} is not a model type; allowed: {', '.join(MODEL_TYPES)}",
+                field="model.type",
+            )
         model = model.get("path")
     if model is None:
-        return None
+        return {"model_type": kind}
     if isinstance(model, str) and model.startswith("azureml:"):
         notes.append(
             f"model: {model!r} names a registered cloud model; "
             "AZUREML_MODEL_DIR is left unset (use a local path to serve a model folder)"
         )
-        return None
+        return {"model_type": kind}
     path = (base / str(model)).resolve()
     if not path.exists():
         raise ConfigError(f"model path {str(path)!r} does not exist", field="model")
-    return path
+    if kind == "mlflow_model" and not (path / "MLmodel").is_file():
+        raise ConfigError(
+            f"{str(path)!r} is not an MLflow model folder (it has no MLmodel file)",
+            field="model.path",
+        )
+    return {"model_path": path, "model_type": kind}
+
+
+def _model_data_switch(collections: dict[str, Any]) -> dict[str, Any]:
+    """`modeltap serve --collect`: model_inputs and model_outputs on, whatever the file says."""
+    if os.environ.get(ENV_COLLECT_MODEL_DATA) != "1":
+        return collections
+    switched = dict(collections)
+    for name in MODEL_DATA:
+        given = switched.get(name)
+        switched[name] = {**(given if isinstance(given, dict) else {}), "enabled": True}
+    return switched
 
 
 def load_deployment(
@@ -407,11 +441,13 @@ def _load_deployment(path: Path, workspace: WorkspaceSettings | None) -> Deploym
     model_version = extra_pipeline.pop("model_version", "default")
     source = extra_pipeline.pop("source", None)
     datastores = set(workspace.datastores) if workspace else None
-    model_dir = _model_dir(raw.get("model"), base, notes)
+    model = _model_dir(raw.get("model"), base, notes)
     return make_deployment(
         endpoint=str(raw["endpoint_name"]),
         deployment=str(raw["name"]),
-        collections=_mapping(dc.get("collections"), "data_collector.collections", src),
+        collections=_model_data_switch(
+            _mapping(dc.get("collections"), "data_collector.collections", src)
+        ),
         rolling_rate=dc.get("rolling_rate", "Hour"),
         sampling_rate=dc.get("sampling_rate", 1.0),
         pipeline=extra_pipeline,
@@ -419,7 +455,7 @@ def _load_deployment(path: Path, workspace: WorkspaceSettings | None) -> Deploym
         source=source,
         datastores=datastores,
         src=src,
-        model_dir=model_dir,
+        **model,
         code_dir=code_dir,
         scoring_script=str(script) if script else None,
         file=path,

@@ -2,6 +2,7 @@
 
     ModeltapError
     ├── ConfigError          a setting or file is wrong; names the field and the allowed values
+    ├── BadRequestError      a scoring request run() or the model cannot take (400, 405, 415)
     ├── CollectionError      collect() could not accept a record
     │   ├── CollectionDisabledError   no configuration, or the collection is not enabled
     │   ├── CollectorLimitError       a sixth collector in one process
@@ -16,6 +17,7 @@ as the source platform's SDK does.
 from __future__ import annotations
 
 __all__ = [
+    "BadRequestError",
     "BufferFullError",
     "CollectionDisabledError",
     "CollectionError",
@@ -41,6 +43,15 @@ class ConfigError(ModeltapError):
         where = f"{source}: " if source else ""
         at = f"{field}: " if field else ""
         super().__init__(f"{where}{at}{message}")
+
+
+class BadRequestError(ModeltapError):
+    """A scoring request that run() or the model cannot take; `status` is its HTTP status."""
+
+    def __init__(self, message: str, status: int = 400):
+        self.message = message
+        self.status = status
+        super().__init__(message)
 
 
 class CollectionError(ModeltapError):

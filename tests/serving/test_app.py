@@ -11,11 +11,7 @@ import re
 import subprocess
 import sys
 import textwrap
-import threading
-import types
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pandas as pd
@@ -24,13 +20,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp
 
 import modeltap
 from modeltap import BasicCorrelationContext, CollectionDisabledError, Collector, ConfigError
-from modeltap.serving import ScoreScript, create_app
+from modeltap.serving import create_app
 from modeltap.serving.app import ENV_SCRIPT
 from tests.conftest import SOURCE_DEPLOYMENT, read_lines, store_root
+from tests.serving.appclient import AppClient
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -56,101 +52,6 @@ def run(data):
 DEPLOYMENT = SOURCE_DEPLOYMENT.replace("  conda_file: model/conda.yaml\n", "").replace(
     "code_configuration:\n  code: scripts\n  scoring_script: score.py\n", ""
 )
-
-
-class AppClient:
-    """Drive an ASGI app in-process as a server does: lifespan startup, requests through
-    httpx.ASGITransport, lifespan shutdown on exit. A synchronous stand-in for starlette's
-    TestClient, which warns (an error here) unless the httpx2 package is installed.
-    """
-
-    def __init__(self, app: ASGIApp, timeout: float = 30.0) -> None:
-        self.app = app
-        self.timeout = timeout
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.client: httpx.AsyncClient | None = None
-
-    def _call(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self.timeout)
-
-    def __enter__(self) -> AppClient:
-        self.thread.start()
-        try:
-            self._call(self._startup())
-        except BaseException:
-            self._stop_loop()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        try:
-            self._call(self._shutdown())
-        finally:
-            self._stop_loop()
-
-    async def _startup(self) -> None:
-        self._to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}}
-        self._task = asyncio.ensure_future(self.app(scope, self._to_app.get, self._from_app.put))
-        await self._phase("startup")
-        self.client = httpx.AsyncClient(
-            # As under a server: an exception escaping the app is the 500 it sent, not raised here.
-            transport=httpx.ASGITransport(app=self.app, raise_app_exceptions=False),
-            base_url="http://testserver",
-        )
-
-    async def _shutdown(self) -> None:
-        if self.client is not None:
-            await self.client.aclose()
-        await self._phase("shutdown")
-        await asyncio.wait_for(self._task, self.timeout)
-
-    async def _phase(self, phase: str) -> None:
-        await self._to_app.put({"type": f"lifespan.{phase}"})
-        message = asyncio.ensure_future(self._from_app.get())
-        await asyncio.wait({message, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if message.done() and message.result()["type"] == f"lifespan.{phase}.complete":
-            return
-        message.cancel()
-        await asyncio.wait_for(self._task, self.timeout)  # raises what the app raised
-        raise AssertionError(f"lifespan {phase} failed: {message}")
-
-    def _stop_loop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(self.timeout)
-        self.loop.close()
-
-    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        assert self.client is not None, "use it in a `with` block"
-        return self._call(self.client.request(method, url, **kwargs))  # type: ignore[no-any-return]
-
-    def get(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("GET", url, **kwargs)
-
-    def post(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("POST", url, **kwargs)
-
-
-@pytest.fixture
-def load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., ScoreScript]:
-    """load(source, model_dir=None) -> ScoreScript; its imports don't leak into other tests."""
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.setitem(sys.modules, "score", types.ModuleType("score"))
-    monkeypatch.setenv("AZUREML_MODEL_DIR", "placeholder")  # restored (unset) afterwards
-    monkeypatch.delenv("AZUREML_MODEL_DIR")
-    count = 0
-
-    def _load(source: str, model_dir: Path | None = None) -> ScoreScript:
-        nonlocal count
-        count += 1
-        folder = tmp_path / f"code{count}"
-        folder.mkdir()
-        (folder / "score.py").write_text(textwrap.dedent(source))
-        return ScoreScript(folder / "score.py", model_dir)
-
-    return _load
 
 
 def configure_collection(workspace: Path) -> None:
@@ -283,7 +184,7 @@ def test_run_raising_is_500_with_the_error_and_the_app_keeps_serving(load):
         failed = client.post("/score", json={"no": "label"}, headers={"x-request-id": "e-1"})
         ok = client.post("/score", json={"label": "setosa"})
     assert failed.status_code == 500
-    assert failed.json() == {"error": "KeyError: 'label'"}
+    assert failed.json() == {"error": "KeyError: 'label'", "message": "KeyError: 'label'"}
     assert failed.headers["x-request-id"] == "e-1"
     assert ok.status_code == 200 and ok.json() == {"label": "setosa"}
 
@@ -306,8 +207,8 @@ def test_result_that_cannot_be_json_is_500_with_the_error_and_request_id(load):
 
 
 def test_init_runs_once_with_the_model_dir(load, tmp_path):
-    model = tmp_path / "model"
-    model.mkdir()
+    model = tmp_path / "holder" / "model"
+    model.mkdir(parents=True)
     (model / "weights.txt").write_text("42")
     source = """
     import os
@@ -315,14 +216,14 @@ def test_init_runs_once_with_the_model_dir(load, tmp_path):
     def init():
         global inits, weights
         inits += 1
-        with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "weights.txt")) as f:
+        with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model", "weights.txt")) as f:
             weights = f.read()
     def run(data):
         return {"inits": inits, "weights": weights, "dir": os.environ["AZUREML_MODEL_DIR"]}
     """
-    with AppClient(create_app(load(source, model))) as client:
+    with AppClient(create_app(load(source, model.parent))) as client:
         answers = [client.post("/score", content=b"{}").json() for _ in range(3)]
-    assert answers == [{"inits": 1, "weights": "42", "dir": str(model.resolve())}] * 3
+    assert answers == [{"inits": 1, "weights": "42", "dir": str(model.parent.resolve())}] * 3
 
 
 def test_script_without_run_fails_at_startup(load):

@@ -299,7 +299,10 @@ def test_model_dir_and_custom_correlation_id(tmp_path, start):
     )
     assert r.status_code == 200, r.text
     assert r.json()["total"] == [3]
-    assert r.json()["model_dir"] == str(model.resolve())
+    # As on the platform, AZUREML_MODEL_DIR holds the model under its own name.
+    model_dir = Path(r.json()["model_dir"])
+    assert (model_dir / "model" / "weights.txt").read_text() == "42"
+    assert sorted(p.name for p in model_dir.iterdir()) == ["model"]
     assert r.headers["x-request-id"] == "from-caller"
     code, _ = server.stop(signal.SIGTERM)
     assert code == 0, server.stderr()

@@ -15,7 +15,8 @@ from modeltap import Collector
 
 def init():
     global model, features, classes, inputs_collector, outputs_collector
-    bundle = joblib.load(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model.joblib"))
+    # AZUREML_MODEL_DIR holds the model folder under its own name, as on the platform.
+    bundle = joblib.load(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model", "model.joblib"))
     model, features, classes = bundle["model"], bundle["features"], bundle["classes"]
     inputs_collector = Collector(name="model_inputs")
     outputs_collector = Collector(name="model_outputs")

@@ -1,4 +1,6 @@
-"""The scoring server's ASGI app: `GET /` health, `POST /score` -> run(body), `GET /metrics`.
+"""The scoring server's ASGI app: `GET /` health, `/score` -> run(), `GET /swagger.json`,
+`GET /metrics`. `/score` takes GET, POST and OPTIONS, and passes the request to run() in
+the form the script declares (runforms.py), or to an MLflow model (mlflow_model.py).
 
 Each request gets an id: the caller's `x-request-id` header, else a new UUID. It is
 echoed in the response header and is the correlation id of every record collected
@@ -11,6 +13,7 @@ import contextlib
 import gc
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,25 +22,27 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 import modeltap
 from modeltap import runtime
 from modeltap.context import current_request_id, new_id
+from modeltap.errors import BadRequestError
 from modeltap.metrics import METRICS_PATH, MetricsApp
 from modeltap.serving.payload import SCOPE_REQUEST_ID, PayloadLogger
 from modeltap.serving.relay import ENV_RELAY_SOCKET
-from modeltap.serving.scoring import ScoreScript
+from modeltap.serving.scoring import Scorer, ScoreScript
 from modeltap.tabular import dumps
 
-__all__ = ["REQUEST_ID_HEADER", "create_app"]
+__all__ = ["REQUEST_ID_HEADER", "create_app", "error_response"]
 
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
 ENV_SCRIPT = "MODELTAP_SCORING_SCRIPT"
 ENV_MODEL_DIR = "MODELTAP_MODEL_DIR"
+ENV_MLFLOW_MODEL = "MODELTAP_MLFLOW_MODEL"
 ENV_THREADS = "MODELTAP_RUN_IN_THREADS"
 
 
@@ -52,31 +57,64 @@ def _request_id(request: Request) -> str:
     return new_id()
 
 
-def _run_with_id(script: ScoreScript, request_id: str, body: str) -> Any:
+def _call_with_id(scorer: Scorer, request_id: str, arguments: dict[str, Any]) -> Any:
     token = current_request_id.set(request_id)
     try:
-        return script.run(body)
+        return scorer.call(arguments)
     finally:
         current_request_id.reset(token)
 
 
 def _to_response(result: Any, request_id: str) -> Response:
     headers = {REQUEST_ID_HEADER: request_id}
+    if type(result) in _JSON_TYPES:  # the common case first
+        return Response(dumps(result), media_type="application/json", headers=headers)
     if isinstance(result, Response):
         result.headers[REQUEST_ID_HEADER] = request_id
         return result
+    if _is_werkzeug_response(result):  # AMLResponse, or a Flask response
+        from modeltap.serving.aml_api import to_starlette
+
+        response = to_starlette(result)
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
     if isinstance(result, bytes | bytearray):
         return Response(bytes(result), media_type="application/octet-stream", headers=headers)
     return Response(dumps(result), media_type="application/json", headers=headers)
 
 
-def create_app(script: ScoreScript | None = None, *, configure: bool = True) -> Starlette:
-    """The app for one worker process; settings come from the environment `serve` sets."""
-    if script is None:
-        path = os.environ.get(ENV_SCRIPT)
-        if not path:
-            raise RuntimeError(f"{ENV_SCRIPT} is not set: start the server with `modeltap serve`")
-        script = ScoreScript(path, os.environ.get(ENV_MODEL_DIR) or None)
+_JSON_TYPES = {dict, list, str, int, float, bool, type(None)}
+
+
+def _is_werkzeug_response(result: Any) -> bool:
+    werkzeug = sys.modules.get("werkzeug.wrappers")
+    return werkzeug is not None and isinstance(result, werkzeug.Response)
+
+
+def error_response(status: int, message: str, request_id: str | None = None) -> Response:
+    """`{"message": ..., "error": ...}`: the platform's field and modeltap's, same text."""
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+    body = orjson.dumps({"message": message, "error": message})
+    return Response(body, status, media_type="application/json", headers=headers)
+
+
+def _scorer_from_environment() -> Scorer:
+    mlflow_model = os.environ.get(ENV_MLFLOW_MODEL)
+    if mlflow_model:
+        from modeltap.serving.mlflow_model import MlflowModel
+
+        return MlflowModel(mlflow_model, os.environ.get(ENV_MODEL_DIR) or None)
+    path = os.environ.get(ENV_SCRIPT)
+    if not path:
+        raise RuntimeError(f"{ENV_SCRIPT} is not set: start the server with `modeltap serve`")
+    return ScoreScript(path, os.environ.get(ENV_MODEL_DIR) or None)
+
+
+def create_app(script: Scorer | None = None, *, configure: bool = True) -> Starlette:
+    """The app for one worker process; settings come from the environment `serve` sets.
+
+    script: a ScoreScript, or an MLflow model (serving/mlflow_model.py)."""
+    scorer = script if script is not None else _scorer_from_environment()
 
     in_threads = os.environ.get(ENV_THREADS, "") == "1"
 
@@ -84,11 +122,11 @@ def create_app(script: ScoreScript | None = None, *, configure: bool = True) -> 
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if configure and os.environ.get(runtime.ENV_DEPLOYMENT):
             runtime.current()  # configure collection before init() makes collectors
-        script.load()
+        scorer.load()
         # The model, pandas and everything init() made live as long as the worker: keep
         # them out of the cyclic GC's full passes, which otherwise stall requests (5-50 ms).
         gc.freeze()
-        log.info("modeltap: score script %s ready (pid %d)", script.path, os.getpid())
+        log.info("modeltap: %s ready (pid %d)", scorer.path, os.getpid())
         try:
             yield
         finally:
@@ -100,37 +138,36 @@ def create_app(script: ScoreScript | None = None, *, configure: bool = True) -> 
 
     async def score(request: Request) -> Response:
         request_id = _request_id(request)
-        raw = await request.body()
+        body = await request.body()
         try:
-            body = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return JSONResponse(
-                {"error": "request body is not UTF-8 text"},
-                400,
-                headers={REQUEST_ID_HEADER: request_id},
-            )
-        try:
-            if script.run_is_async:
+            arguments = scorer.arguments(request.scope, body)
+            if arguments is None:  # OPTIONS: the platform answers 200, empty
+                return Response(b"", headers={REQUEST_ID_HEADER: request_id})
+            if scorer.run_is_async:
                 token = current_request_id.set(request_id)
                 try:
-                    result = await script.run(body)
+                    result = await scorer.call(arguments)
                 finally:
                     current_request_id.reset(token)
             elif in_threads:
-                result = await run_in_threadpool(_run_with_id, script, request_id, body)
+                result = await run_in_threadpool(_call_with_id, scorer, request_id, arguments)
             else:
                 # Like the source platform's sync workers: one run() at a time per process,
                 # on the event loop; a thread hop would cost more than a small model's run().
-                result = _run_with_id(script, request_id, body)
+                result = _call_with_id(scorer, request_id, arguments)
             return _to_response(result, request_id)
+        except BadRequestError as exc:  # the request, not run(): the platform's 4xx
+            return error_response(exc.status, exc.message, request_id)
         except Exception as exc:  # in run(), or a result that is not JSON
             log.exception("run() failed for request %s", request_id)
-            return Response(
-                orjson.dumps({"error": f"{type(exc).__name__}: {exc}"}),
-                500,
-                media_type="application/json",
-                headers={REQUEST_ID_HEADER: request_id},
-            )
+            return error_response(500, f"{type(exc).__name__}: {exc}", request_id)
+
+    async def swagger(request: Request) -> Response:
+        try:
+            document = scorer.swagger().get(request.query_params.get("version"))
+        except BadRequestError as exc:
+            return error_response(exc.status, exc.message)
+        return Response(orjson.dumps(document), media_type="application/json")
 
     return Starlette(
         middleware=[
@@ -142,8 +179,8 @@ def create_app(script: ScoreScript | None = None, *, configure: bool = True) -> 
         ],
         routes=[
             Route("/", health, methods=["GET"]),
-            Route("/score", health, methods=["GET"]),
-            Route("/score", score, methods=["POST"]),
+            Route("/score", score, methods=["GET", "POST", "OPTIONS"]),
+            Route("/swagger.json", swagger, methods=["GET"]),
             Route(METRICS_PATH, MetricsApp(), methods=["GET"]),  # Prometheus
         ],
         lifespan=lifespan,
