@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import signal
 import sys
@@ -104,7 +105,10 @@ def load_settings(deployment_file: Path, workspace: Path | None) -> tuple[Deploy
     return settings, ws.root
 
 
-def run_server(app_factory: str, host: str, port: int, log_level: str, **options: Any) -> None:
+def run_server(
+    app_factory: str, host: str, port: int, log_level: str, graceful: float = 10, **options: Any
+) -> None:
+    """uvicorn, factory mode; on SIGTERM requests in flight get `graceful` seconds."""
     import uvicorn
 
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(name)s: %(message)s")
@@ -118,7 +122,7 @@ def run_server(app_factory: str, host: str, port: int, log_level: str, **options
         host=host,
         port=port,
         log_level=log_level,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=math.ceil(graceful),
         **options,
     )
 

@@ -46,6 +46,14 @@ from modeltap.cli._common import (
     help="Run the sidecar process: the agent the source platform's SDK posts to, which also "
     "writes the workers' request/response records (durability memory).",
 )
+@click.option(
+    "--shutdown-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(3, 3600),
+    help="Seconds SIGTERM may take: requests in flight finish (up to a third, at most 10 s), "
+    "workers deliver what they collected, then the sidecar writes it (docs/durability.md).",
+)
 @log_level_option("info")
 @friendly_errors
 def serve(
@@ -57,6 +65,7 @@ def serve(
     threads: bool,
     agent_port: int,
     with_agent: bool,
+    shutdown_timeout: float,
     log_level: str,
 ) -> None:
     """Serve a score.py and collect its model data.
@@ -68,6 +77,7 @@ def serve(
     """
     from modeltap.errors import ConfigError
     from modeltap.serving.app import ENV_MODEL_DIR, ENV_SCRIPT, ENV_THREADS
+    from modeltap.serving.shutdown import ENV_DRAIN_SECONDS, Budget
 
     settings, ws_root = load_settings(deployment_file, workspace)
     if settings.code_dir is None or settings.scoring_script is None:
@@ -94,21 +104,30 @@ def serve(
         settings.pipeline.durability == "memory"
     )
     sidecar = None
-    if with_agent and (custom or relay):
+    budget = Budget.of(shutdown_timeout, sidecar=with_agent and bool(custom or relay))
+    if budget.sidecar:
         from modeltap.serving.relay import ENV_RELAY_SOCKET
         from modeltap.serving.sidecar import AgentSidecar
 
         sidecar = AgentSidecar(settings.file, ws_root, custom, agent_port, relay=relay)
-        sidecar.start()
+        sidecar.start(drain=budget.sidecar)
         if custom:
             os.environ.update(sidecar.sdk_environment())
         if sidecar.relay_socket is not None:
             os.environ[ENV_RELAY_SOCKET] = str(sidecar.relay_socket)
+    os.environ[ENV_DRAIN_SECONDS] = str(budget.drain)  # each worker's lifespan shutdown
     try:
-        run_server("modeltap.serving.app:create_app", host, port, log_level, workers=workers)
+        run_server(
+            "modeltap.serving.app:create_app",
+            host,
+            port,
+            log_level,
+            graceful=budget.graceful,
+            workers=workers,
+        )
     finally:
-        if sidecar is not None:
-            sidecar.stop()
+        if sidecar is not None:  # after every worker has exited: they hand it their last
+            sidecar.stop(budget.sidecar)
 
 
 @click.command()

@@ -34,6 +34,7 @@ from modeltap.record import JSON, Record
 from modeltap.runtime import Runtime
 from modeltap.serving.payload import record_call
 from modeltap.serving.relay import ENV_RELAY_SOCKET, Call, RelayReceiver
+from modeltap.serving.shutdown import drain_seconds
 
 __all__ = ["AGENT_PATH", "DEFAULT_MAX_BODY", "ENV_MAX_BODY", "AgentApp", "create_agent_app"]
 
@@ -122,7 +123,7 @@ class AgentApp:
             elif message["type"] == "lifespan.shutdown":
                 if self._relay is not None:
                     self._relay.close()
-                self.runtime.pipeline.close()
+                self.runtime.pipeline.close(drain_seconds())
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

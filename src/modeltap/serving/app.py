@@ -22,13 +22,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-import modeltap
 from modeltap import runtime
 from modeltap.context import current_request_id, new_id
 from modeltap.metrics import METRICS_PATH, MetricsApp
 from modeltap.serving.payload import SCOPE_REQUEST_ID, PayloadLogger
 from modeltap.serving.relay import ENV_RELAY_SOCKET
 from modeltap.serving.scoring import ScoreScript
+from modeltap.serving.shutdown import finish_worker, watch_platform_sdk
 from modeltap.tabular import dumps
 
 __all__ = ["REQUEST_ID_HEADER", "create_app"]
@@ -85,6 +85,7 @@ def create_app(script: ScoreScript | None = None, *, configure: bool = True) -> 
         if configure and os.environ.get(runtime.ENV_DEPLOYMENT):
             runtime.current()  # configure collection before init() makes collectors
         script.load()
+        watch_platform_sdk()  # count the posts of azureml.ai.monitoring that fail
         # The model, pandas and everything init() made live as long as the worker: keep
         # them out of the cyclic GC's full passes, which otherwise stall requests (5-50 ms).
         gc.freeze()
@@ -92,8 +93,8 @@ def create_app(script: ScoreScript | None = None, *, configure: bool = True) -> 
         try:
             yield
         finally:
-            if configure:
-                modeltap.shutdown()
+            if configure:  # the SDK's queue into the sidecar, then modeltap's pipeline
+                finish_worker()
 
     async def health(request: Request) -> Response:
         return PlainTextResponse("Healthy")

@@ -23,6 +23,7 @@ import modeltap
 from modeltap import runtime
 from modeltap.metrics import PROXY_METRICS_PATH, MetricsApp
 from modeltap.serving.payload import PayloadLogger
+from modeltap.serving.shutdown import drain_seconds
 
 __all__ = ["ENV_UPSTREAM", "HEALTH_PATH", "ProxyApp", "create_proxy_app"]
 
@@ -135,7 +136,7 @@ class ProxyApp:
                 if self.client is not None:
                     await self.client.aclose()
                 with contextlib.suppress(Exception):
-                    modeltap.shutdown()
+                    modeltap.shutdown(drain_seconds())
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -11,6 +11,7 @@ writes their request/response records (see relay.py).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -22,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 from modeltap.errors import ModeltapError
+from modeltap.serving.shutdown import ENV_DRAIN_SECONDS
 
 __all__ = ["AgentSidecar"]
 
@@ -64,7 +66,9 @@ class AgentSidecar:
             "AZUREML_MDC_PORT": str(self.port),
         }
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 30.0, drain: float = 20.0) -> None:
+        """Start the agent and wait until it answers; at shutdown it has `drain` seconds
+        to write what it received (see stop)."""
         cmd = [
             sys.executable,
             "-m",
@@ -79,7 +83,9 @@ class AgentSidecar:
         ]
         if self.relay_socket is not None:
             cmd += ["--relay-socket", str(self.relay_socket)]
-        self.proc = subprocess.Popen(cmd)
+        # Its pipeline must finish within what stop() waits: leave a second for the exit.
+        env = {**os.environ, ENV_DRAIN_SECONDS: str(max(0.5, drain - 1))}
+        self.proc = subprocess.Popen(cmd, env=env)
         url = f"http://127.0.0.1:{self.port}/"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -97,7 +103,8 @@ class AgentSidecar:
         raise ModeltapError(f"the agent sidecar did not answer on {url} within {timeout:.0f} s")
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop after the scoring workers: the agent flushes what it received, then exits."""
+        """Stop after the scoring workers have exited (they deliver their last records to
+        it): the agent writes what it received, then exits; killed past timeout."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
