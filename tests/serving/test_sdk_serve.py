@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 from collections import Counter
 from pathlib import Path
 
@@ -146,10 +148,12 @@ def run(data):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("to", ["serve", "group"])
 @pytest.mark.parametrize("workers", [1, 2])
-def test_sigterm_right_after_a_burst_loses_nothing_the_sdk_still_holds(tmp_path, workers):
+def test_sigterm_right_after_a_burst_loses_nothing_the_sdk_still_holds(tmp_path, workers, to):
     """100 requests back to back, then SIGTERM: the SDK's queue in each worker is drained
-    into the sidecar before the sidecar stops (it used to lose 14 to 56 of 100)."""
+    into the sidecar before the sidecar stops (it used to lose 14 to 56 of 100). Also when
+    the signal reaches the whole process group (Ctrl-C, a service manager)."""
     (tmp_path / "scripts").mkdir()
     (tmp_path / "scripts" / "score.py").write_text(KEYED)
     (tmp_path / "deployment.yml").write_text(DEPLOYMENT)
@@ -161,9 +165,11 @@ def test_sigterm_right_after_a_burst_loses_nothing_the_sdk_still_holds(tmp_path,
         with httpx.Client(base_url=server.base, timeout=30) as client:
             for i in range(100):
                 rid = f"burst-{i}"
-                body = {"id": rid, "data": {"a": list(range(50)), "b": list(range(50))}}
+                body = {"id": rid, "data": {"a": list(range(2000)), "b": list(range(2000))}}
                 if client.post("/score", json=body).status_code == 200:
                     acknowledged.append(rid)
+        if to == "group":
+            os.killpg(server.proc.pid, signal.SIGTERM)
         code, took = server.stop(timeout=40)
     finally:
         server.kill()

@@ -78,3 +78,31 @@ def test_kill_9_mid_load_restart_lands_every_acknowledged_record_once(tmp_path, 
         assert max(counts.values()) == 1  # none twice
     finally:
         restarted.kill()
+
+
+def test_a_killed_serve_leaves_no_sidecar_folder_behind_for_long(tmp_path, monkeypatch):
+    """kill -9 leaves serve's folder in the temporary directory (relay socket, SDK config);
+    the next serve removes it, and never the folder of a serve that still runs."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    deployment = make_deployment(tmp_path)
+    first = Served(deployment, tmp_path / "ws", tmp_path)
+    (folder,) = tmp.glob("modeltap-agent-*")
+    os.killpg(first.proc.pid, signal.SIGKILL)
+    first.proc.wait(10)
+    first.kill()
+    assert folder.is_dir()
+    old = time.time() - 60
+    os.utime(folder, (old, old))
+    second = Served(deployment, tmp_path / "ws2", tmp_path)
+    try:
+        (live,) = tmp.glob("modeltap-agent-*")
+        assert live != folder and not folder.exists()
+        os.utime(live, (old, old))  # old, but its serve holds the lock
+        third = Served(deployment, tmp_path / "ws3", tmp_path)
+        assert live.is_dir() and len(list(tmp.glob("modeltap-agent-*"))) == 2
+        third.stop()
+    finally:
+        second.kill()
+    assert not live.exists()  # removed by its serve at exit

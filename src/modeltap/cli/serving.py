@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -153,6 +154,7 @@ def serve(
     help="Also take the calls that `modeltap serve` workers log, on this Unix socket "
     "(serve sets this up for its sidecar).",
 )
+@click.option("--sidecar", is_flag=True, hidden=True, help="Run as serve's sidecar.")
 @friendly_errors
 def agent(
     deployment_file: Path,
@@ -163,6 +165,7 @@ def agent(
     max_body: int,
     workers: int,
     relay_socket: Path | None,
+    sidecar: bool,
 ) -> None:
     """Receive what the azureml-ai-monitoring SDK sends, and store it.
 
@@ -173,6 +176,7 @@ def agent(
     """
     from modeltap.serving.agent import ENV_MAX_BODY
     from modeltap.serving.relay import ENV_RELAY_SOCKET
+    from modeltap.serving.shutdown import Budget
 
     if relay_socket is not None and workers > 1:
         raise click.UsageError("--relay-socket takes one receiving process: use --workers 1")
@@ -185,14 +189,24 @@ def agent(
         f"{', '.join(sorted(settings.collections)) or 'none'}",
         err=True,
     )
+    options: dict[str, Any] = {
+        "access_log": False,
+        "proxy_headers": False,  # nothing here uses the client's address
+    }
+    if sidecar:  # deaf to signals: serve stops it after the workers (serving/sidecar.py)
+        from modeltap.serving.sidecar import run_sidecar
+
+        run_sidecar("modeltap.serving.agent:create_agent_app", host, port, log_level, **options)
+        return
+    graceful = Budget.of(sidecar=False).graceful
     run_server(
         "modeltap.serving.agent:create_agent_app",
         host,
         port,
         log_level,
-        access_log=False,
-        proxy_headers=False,  # nothing here uses the client's address
+        graceful=graceful,
         workers=workers,
+        **options,
     )
 
 
