@@ -48,6 +48,14 @@ from modeltap.cli._common import (
     "writes the workers' request/response records (durability memory).",
 )
 @click.option(
+    "--max-body",
+    default=64 * 1024 * 1024,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Largest request body accepted, in bytes; larger ones get 413 (and are logged, "
+    "without the body, when payload logging is on).",
+)
+@click.option(
     "--shutdown-timeout",
     default=30.0,
     show_default=True,
@@ -66,6 +74,7 @@ def serve(
     threads: bool,
     agent_port: int,
     with_agent: bool,
+    max_body: int,
     shutdown_timeout: float,
     log_level: str,
 ) -> None:
@@ -78,6 +87,7 @@ def serve(
     """
     from modeltap.errors import ConfigError
     from modeltap.serving.app import ENV_MODEL_DIR, ENV_SCRIPT, ENV_THREADS
+    from modeltap.serving.limits import ENV_MAX_BODY
     from modeltap.serving.shutdown import ENV_DRAIN_SECONDS, Budget
 
     settings, ws_root = load_settings(deployment_file, workspace)
@@ -89,6 +99,7 @@ def serve(
         )
     os.environ[ENV_SCRIPT] = str(settings.code_dir / settings.scoring_script)
     os.environ[ENV_THREADS] = "1" if threads else ""
+    os.environ[ENV_MAX_BODY] = str(max_body)
     if settings.model_dir is not None:
         os.environ[ENV_MODEL_DIR] = str(settings.model_dir)
     names = ", ".join(sorted(settings.collections)) or "nothing (no collection enabled)"
@@ -144,6 +155,14 @@ def serve(
     type=click.IntRange(1),
     help="Largest request body accepted, in bytes; larger ones get 413.",
 )
+@click.option(
+    "--max-header-bytes",
+    default=64 * 1024,
+    show_default=True,
+    type=click.IntRange(1024),
+    help="Most bytes of headers one post may carry (ce-* headers are kept with the record); "
+    "more get 431.",
+)
 @workers_option(
     "Receiving processes on the one port; each has its own writer, spool and instance ids."
 )
@@ -163,6 +182,7 @@ def agent(
     workspace: Path | None,
     log_level: str,
     max_body: int,
+    max_header_bytes: int,
     workers: int,
     relay_socket: Path | None,
     sidecar: bool,
@@ -174,7 +194,7 @@ def agent(
       modeltap agent -f deployment.yml --port 50011 &
       AZUREML_MDC_ENABLED=true python my_app.py   # uses azureml.ai.monitoring.Collector
     """
-    from modeltap.serving.agent import ENV_MAX_BODY
+    from modeltap.serving.agent import ENV_MAX_BODY, ENV_MAX_HEADER_BYTES
     from modeltap.serving.relay import ENV_RELAY_SOCKET
     from modeltap.serving.shutdown import Budget
 
@@ -182,6 +202,7 @@ def agent(
         raise click.UsageError("--relay-socket takes one receiving process: use --workers 1")
     settings, _ = load_settings(deployment_file, workspace)
     os.environ[ENV_MAX_BODY] = str(max_body)
+    os.environ[ENV_MAX_HEADER_BYTES] = str(max_header_bytes)
     os.environ[ENV_RELAY_SOCKET] = str(relay_socket) if relay_socket else ""
     click.echo(
         f"modeltap: agent for {settings.endpoint}/{settings.deployment} on "

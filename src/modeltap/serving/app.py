@@ -25,7 +25,13 @@ from starlette.routing import Route
 from modeltap import runtime
 from modeltap.context import current_request_id, new_id
 from modeltap.metrics import METRICS_PATH, MetricsApp
-from modeltap.serving.payload import SCOPE_REQUEST_ID, PayloadLogger
+from modeltap.serving.limits import BodyLimit
+from modeltap.serving.payload import (
+    SCOPE_REQUEST_ID,
+    PayloadLogger,
+    decode_request_id,
+    header_text,
+)
 from modeltap.serving.relay import ENV_RELAY_SOCKET
 from modeltap.serving.scoring import ScoreScript
 from modeltap.serving.shutdown import finish_worker, watch_platform_sdk
@@ -45,11 +51,8 @@ def _request_id(request: Request) -> str:
     chosen = request.scope.get(SCOPE_REQUEST_ID)
     if chosen is not None:  # payload logging already chose it (and checked it)
         return str(chosen)
-    given = request.headers.get(REQUEST_ID_HEADER, "").strip()
-    # Ids become JSON values and headers: keep them printable and bounded.
-    if given and len(given) <= 200 and given.isprintable():
-        return given
-    return new_id()
+    raw = dict(request.scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"")
+    return decode_request_id(raw) or new_id()  # UTF-8 (else ISO-8859-1), printable, bounded
 
 
 def _run_with_id(script: ScoreScript, request_id: str, body: str) -> Any:
@@ -61,9 +64,9 @@ def _run_with_id(script: ScoreScript, request_id: str, body: str) -> Any:
 
 
 def _to_response(result: Any, request_id: str) -> Response:
-    headers = {REQUEST_ID_HEADER: request_id}
+    headers = {REQUEST_ID_HEADER: header_text(request_id)}  # echoed as UTF-8
     if isinstance(result, Response):
-        result.headers[REQUEST_ID_HEADER] = request_id
+        result.headers[REQUEST_ID_HEADER] = header_text(request_id)
         return result
     if isinstance(result, bytes | bytearray):
         return Response(bytes(result), media_type="application/octet-stream", headers=headers)
@@ -108,7 +111,7 @@ def create_app(script: ScoreScript | None = None, *, configure: bool = True) -> 
             return JSONResponse(
                 {"error": "request body is not UTF-8 text"},
                 400,
-                headers={REQUEST_ID_HEADER: request_id},
+                headers={REQUEST_ID_HEADER: header_text(request_id)},
             )
         try:
             if script.run_is_async:
@@ -130,7 +133,7 @@ def create_app(script: ScoreScript | None = None, *, configure: bool = True) -> 
                 orjson.dumps({"error": f"{type(exc).__name__}: {exc}"}),
                 500,
                 media_type="application/json",
-                headers={REQUEST_ID_HEADER: request_id},
+                headers={REQUEST_ID_HEADER: header_text(request_id)},
             )
 
     return Starlette(
@@ -139,7 +142,8 @@ def create_app(script: ScoreScript | None = None, *, configure: bool = True) -> 
                 PayloadLogger,
                 paths=("/score",),
                 relay_socket=os.environ.get(ENV_RELAY_SOCKET) or None,
-            )
+            ),
+            Middleware(BodyLimit),  # inside payload logging: a 413 is logged too
         ],
         routes=[
             Route("/", health, methods=["GET"]),
