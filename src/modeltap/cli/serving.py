@@ -239,6 +239,15 @@ def agent(
 @host_option
 @port_option(5002)
 @workspace_option
+@click.option(
+    "--log-path",
+    "log_paths",
+    multiple=True,
+    metavar="PATTERN",
+    help="A path whose calls are logged; repeat for more; * matches any characters "
+    "('*' logs every call). [default: the scoring paths of common model servers: /score, "
+    "/v1/models/*:predict, /v2/models/*/infer, /predictions/*, /invocations]",
+)
 @log_level_option("warning")
 @friendly_errors
 def proxy(
@@ -247,6 +256,7 @@ def proxy(
     host: str,
     port: int,
     workspace: Path | None,
+    log_paths: tuple[str, ...],
     log_level: str,
 ) -> None:
     """Log request and response payloads in front of any HTTP model server.
@@ -257,7 +267,8 @@ def proxy(
       curl -X POST localhost:5002/v2/models/iris/infer -d @request.json
     """
     from modeltap.errors import ConfigError
-    from modeltap.serving.proxy import ENV_UPSTREAM
+    from modeltap.serving.proxy import DEFAULT_LOG_PATHS, ENV_LOG_PATHS, ENV_UPSTREAM
+    from modeltap.serving.shutdown import Budget
 
     if not upstream.startswith(("http://", "https://")):
         raise ConfigError(f"{upstream!r} is not an http(s) URL", field="--upstream")
@@ -269,10 +280,15 @@ def proxy(
             field="data_collector.collections",
             source=str(settings.file),
         )
+    for pattern in log_paths:
+        if not pattern.startswith(("/", "*")) or "\n" in pattern:
+            raise ConfigError(f"{pattern!r} is not a path (start it with /)", field="--log-path")
     os.environ[ENV_UPSTREAM] = upstream
+    os.environ[ENV_LOG_PATHS] = "\n".join(log_paths)
     click.echo(
         f"modeltap: proxy http://{host}:{port} -> {upstream}; logging "
-        f"{', '.join(logged)} into workspace {ws_root}",
+        f"{', '.join(logged)} of {' '.join(log_paths or DEFAULT_LOG_PATHS)} "
+        f"into workspace {ws_root}",
         err=True,
     )
     run_server(
@@ -280,6 +296,7 @@ def proxy(
         host,
         port,
         log_level,
+        graceful=Budget.of(sidecar=False).graceful,
         access_log=False,
         server_header=False,  # the upstream's Server and Date headers pass through
         date_header=False,
