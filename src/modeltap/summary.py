@@ -6,9 +6,11 @@
         print(s.asset.name, s.records, s.first, s.last)
 
 `modeltap assets list|show` call these functions. A summary lists the collection folder
-once and reads its line files to count records (one line is one record); only the lines
-of the first and last partitions are parsed, for the first and last record times. See
-docs/inspecting.md.
+once and reads its line files to count records the way `read.load` reads them: a line
+that is a JSON object is one record; other lines, and files without one such line, are
+counted as skipped (load skips them too). Lines are validated without building objects
+(simdjson); only the lines of the first and last partitions are parsed, for the first
+and last record times. See docs/inspecting.md.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import orjson
 from modeltap.assets import Asset, Catalog
 from modeltap.config import WorkspaceSettings, load_workspace
 from modeltap.errors import ModeltapError
+from modeltap.jsoncheck import is_json_object
 from modeltap.layout import RollingRate
 from modeltap.read._load import _THREADS, _progress
 from modeltap.read._parse import _py_time
@@ -66,7 +69,7 @@ class AssetSummary:
 
     asset: Asset
     url: str | None  # the folder, for people and other tools (a local path, a blob URL)
-    records: int  # lines of its .jsonl files
+    records: int  # lines of its .jsonl files that are JSON objects (what load reads)
     files: int  # .jsonl files
     blobs: int  # other objects: payloads stored as their own object (R4.3, R4.4)
     bytes: int  # size of all of them
@@ -74,6 +77,8 @@ class AssetSummary:
     last: datetime | None  # latest record time
     partitions: Partitions
     error: str | None = None  # the folder could not be listed (only list_assets reports this)
+    skipped_lines: int = 0  # lines that are not JSON objects (load skips them)
+    skipped_files: int = 0  # .jsonl files unreadable or without a JSON object line
 
     def as_dict(self, partitions: bool = True) -> dict[str, Any]:
         """JSON-ready fields (times as YYYY-MM-DDTHH:MM:SSZ)."""
@@ -90,6 +95,8 @@ class AssetSummary:
             "uri": a.uri,
             "url": self.url,
             "records": self.records,
+            "skipped_lines": self.skipped_lines,
+            "skipped_files": self.skipped_files,
             "files": self.files,
             "blobs": self.blobs,
             "bytes": self.bytes,
@@ -203,9 +210,25 @@ def _plan(
 
 @dataclass(frozen=True)
 class _Scan:
-    lines: int
+    lines: int  # JSON object lines
     first: datetime | None = None
     last: datetime | None = None
+    skipped: int = 0  # other lines
+    unread: bool = False  # the whole file is skipped: unreadable, or no JSON object line
+
+
+def count_records(data: bytes) -> tuple[int, int]:
+    """(records, skipped) of a line file: lines that are JSON objects, as `read.load`
+    takes them, and the other lines that are not blank."""
+    records = skipped = 0
+    for raw in data.split(b"\n"):
+        if not raw:
+            continue
+        if is_json_object(raw):
+            records += 1
+        elif raw.strip():
+            skipped += 1
+    return records, skipped
 
 
 def _summarize(plans: list[_Plan], progress: bool | None, label: str) -> list[AssetSummary]:
@@ -218,12 +241,14 @@ def _summarize(plans: list[_Plan], progress: bool | None, label: str) -> list[As
             data = plan.storage.get(info.path)
         except ModeltapError as exc:
             log.warning("modeltap: skipped %s: could not be read: %s", info.path, exc)
-            return _Scan(0)
-        lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+            return _Scan(0, unread=True)
+        lines, skipped = count_records(data)
+        if not lines:
+            return _Scan(0, skipped=skipped, unread=skipped > 0)
         if info.path not in plan.timed:
-            return _Scan(lines)
+            return _Scan(lines, skipped=skipped)
         times = [t for t in map(_line_time, data.split(b"\n")) if t is not None]
-        return _Scan(lines, min(times, default=None), max(times, default=None))
+        return _Scan(lines, min(times, default=None), max(times, default=None), skipped)
 
     scans: list[_Scan] = []
     with _progress(len(jobs), progress, label) as advance:
@@ -263,6 +288,8 @@ def _summary(plan: _Plan, scans: list[_Scan]) -> AssetSummary:
             rolling_rate=_RATES[newest.count("/") + 1].value if newest is not None else None,
         ),
         error=plan.error,
+        skipped_lines=sum(s.skipped for s in scans),
+        skipped_files=sum(s.unread for s in scans),
     )
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import fnmatch
 import logging
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from typing import IO, Any
@@ -36,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from modeltap import runtime, sampling
 from modeltap.context import new_id
 from modeltap.errors import CollectionDisabledError, ModeltapError
+from modeltap.jsoncheck import nests_in_a_line
 from modeltap.record import BLOB, JSON, Record, content_range, one_line_json
 from modeltap.serving.relay import Call, RelaySender
 
@@ -380,37 +380,5 @@ def _raw_header(headers: Any, name: bytes) -> bytes | None:
 def json_body(raw: bytes) -> bytes | None:
     """A body that is valid JSON as one line (see one_line_json), or None when it is not
     JSON or is nested too deeply to be read back inside a line (1023 levels at most: the
-    line is one more, and orjson reads 1024). Validated by simdjson without building
-    objects (~4x orjson.loads; it takes 1023 levels), else by orjson, which decides what
-    simdjson refuses (a leading BOM, an integer over 64 bits)."""
-    if _simdjson is not None and not raw.startswith(_BOM):
-        try:
-            _parser().parse(raw)
-        except Exception:  # orjson below gives the verdict
-            pass
-        else:
-            return one_line_json(raw)
-    try:
-        orjson.loads(raw)
-        orjson.loads(b"[" + raw + b"]")  # readable one level deeper, inside its line
-    except orjson.JSONDecodeError:
-        return None
-    return one_line_json(raw)
-
-
-_BOM = b"\xef\xbb\xbf"
-_local = threading.local()
-_simdjson: Any
-try:
-    import simdjson as _simdjson  # pysimdjson; optional so a broken wheel only costs speed
-except ImportError:  # pragma: no cover - depends on the environment
-    _simdjson = None
-
-
-def _parser() -> Any:
-    """One simdjson parser per thread (a parser is not thread-safe; it keeps its buffers)."""
-    parser = getattr(_local, "parser", None)
-    if parser is None:
-        assert _simdjson is not None
-        parser = _local.parser = _simdjson.Parser()
-    return parser
+    line is one more, and orjson reads 1024)."""
+    return one_line_json(raw) if nests_in_a_line(raw) else None
