@@ -302,7 +302,8 @@ def test_non_ascii_ids_and_text_ranges(agent):
 
 def test_header_bytes_count_in_the_buffer(tmp_path):
     """Posts with 60 KB of ce-* headers each: they are kept with the record, so the buffer
-    (1 MiB here, storage and spool stuck) fills after ~17 of them, not after thousands."""
+    (1 MiB here, storage and spool stuck) fills after ~17 of them, not after thousands
+    (3,000 such posts grew the agent from 47 to 681 MB with a 10 MiB buffer)."""
     import asyncio
 
     from modeltap.serving.agent import AgentApp
@@ -344,7 +345,9 @@ def test_header_bytes_count_in_the_buffer(tmp_path):
 
     statuses = asyncio.run(posts())
     accepted = statuses.count(200)
-    assert 5 < accepted < 25 and statuses.count(503) == 60 - accepted, statuses
+    # ~17 fill the buffer, plus what the writer took before its commit failed; counted
+    # without their headers, all 60 (~300 bytes each) would fit
+    assert 5 < accepted <= 45 and statuses.count(503) == 60 - accepted, statuses
     assert runtime.pipeline.counters.dropped >= 60 - accepted
     modeltap.shutdown(1)
 
