@@ -18,6 +18,11 @@ alternating per rep. Each cell: a fresh server and workspace, 1 s of warm-up, th
 the reps, and the after/before ratio of the medians. Every run then stops the server and
 checks that each answered request has its request and response line (no loss).
 
+A second table measures the same cells in process, without sockets or wrk (less exposed
+to a noisy machine): the scoring app is called directly on one event loop, N requests,
+and the process CPU time (user + system, all threads: the spool writes and the writer
+thread included) is divided by N; a fresh process per version and cell.
+
 usage:
   .venv/bin/python bench/bench_durable_serving.py                # 3 reps x 5 s per cell
   .venv/bin/python bench/bench_durable_serving.py --reps 1 --duration 2   # smoke test
@@ -133,12 +138,70 @@ def run_cell(a, app: Path, src: Path, script: str, body: str, ws: Path) -> dict:
     return {**res, "answered": answered, "lines": lines, "lost": lost, "stop_s": took}
 
 
+MICRO = """
+import asyncio, sys, tempfile, time
+from pathlib import Path
+import modeltap
+from modeltap.serving.app import create_app
+from modeltap.serving.scoring import ScoreScript
+
+app_dir, script, body_name, n = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+cols = ["request", "response"] + (["model_inputs", "model_outputs"] if script == "collect" else [])
+modeltap.configure(workspace=tempfile.mkdtemp(), endpoint="bench", deployment="blue",
+                   collections=cols, durability="spool")
+body = (app_dir / f"{body_name}.json").read_bytes()
+ss = ScoreScript(app_dir / "code" / f"{script}.py")
+ss.load()
+app = create_app(ss, configure=False)
+scope = {"type": "http", "method": "POST", "path": "/score", "query_string": b"",
+         "headers": [(b"content-type", b"application/json"),
+                     (b"content-length", str(len(body)).encode())]}
+
+async def drive(count):
+    async def send(message):
+        pass
+    for _ in range(count):
+        done = False
+        async def receive():
+            nonlocal done
+            if done:
+                return {"type": "http.disconnect"}
+            done = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await app(dict(scope, headers=list(scope["headers"])), receive, send)
+
+loop = asyncio.new_event_loop()
+loop.run_until_complete(drive(min(n, 300)))
+modeltap.flush()
+t0 = time.process_time()
+loop.run_until_complete(drive(n))
+modeltap.flush()
+print((time.process_time() - t0) / n * 1e6)
+modeltap.shutdown()
+"""
+
+
+def micro_cell(app: Path, src: Path, script: str, body: str, n: int) -> float:
+    """CPU microseconds per request, in process (see the module's docstring)."""
+    out = subprocess.run(
+        [sys.executable, "-c", MICRO, str(app), script, body, str(n)],
+        env=sc.child_env(src),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--base", default="main", help="git ref measured as 'before'")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--duration", type=int, default=5, help="seconds of wrk per cell")
     ap.add_argument("--conns", type=int, default=8)
+    ap.add_argument("--micro-n", type=int, default=5000, help="requests per in-process run")
     ap.add_argument("--results", type=Path, default=Path("/tmp/modeltap-bench/durable.jsonl"))
     a = ap.parse_args()
     a.results.parent.mkdir(parents=True, exist_ok=True)
@@ -161,6 +224,8 @@ def main() -> None:
                     f"p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms"
                     + (" LOST RECORDS" if r["lost"] else "")
                 )
+                r["cpu_us"] = micro_cell(app, versions[name], script, body, a.micro_n)
+                sc.log(f"rep {rep} {script}/{body} {name}: in process {r['cpu_us']:.0f} us CPU")
                 with open(a.results, "a") as f:
                     row = {"run_id": run_id, "rep": rep, "script": script, "body": body}
                     f.write(json.dumps({**row, "version": name, **r}) + "\n")
@@ -171,7 +236,7 @@ def main() -> None:
         **sc.machine_info(),
         **sc.versions(sys.executable, None, ["uvicorn", "starlette", "orjson", "pysimdjson"]),
     }
-    rows = []
+    rows, micro = [], []
     for script, body in CELLS:
         b, n = runs[(script, body, "before")], runs[(script, body, "after")]
         cell = [f"{script}, {body} body"]
@@ -184,6 +249,15 @@ def main() -> None:
             ]
         cell.append("yes" if any(r["lost"] for r in b + n) else "none")
         rows.append(cell)
+        before, after = [r["cpu_us"] for r in b], [r["cpu_us"] for r in n]
+        micro.append(
+            [
+                f"{script}, {body} body",
+                sc.agg(before),
+                sc.agg(after),
+                sc.ratio(sc.med(after), sc.med(before)),
+            ]
+        )
     print(
         f"Run {run_id}: modeltap serve, 1 worker, durability spool, request+response logging; "
         f"wrk -t1 -c{a.conns} -d{a.duration}s; {a.reps} reps interleaved, median [min-max]. "
@@ -193,6 +267,8 @@ def main() -> None:
     header = ["cell", "req/s before", "req/s after", "ratio", "p50 ms before", "p50 ms after"]
     header += ["ratio", "p99 ms before", "p99 ms after", "ratio", "records lost"]
     print(sc.table(header, rows))
+    print(f"In process, CPU per request (all threads), {a.micro_n} requests per run:\n")
+    print(sc.table(["cell", "µs before", "µs after", "ratio"], micro))
     sc.finish_run(a.results, "durable-serving", meta, started)
     shutil.rmtree(work, ignore_errors=True)
 

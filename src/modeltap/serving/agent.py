@@ -229,11 +229,10 @@ class AgentApp:
             model_version=headers.get("ce-model-version") or deployment.model_version,
             agent=headers.get("ce-agent") or "unknown",
             content_type=content_type,
-            # the range of the body as it came (a text body is longer once escaped)
-            extra={"headers": extra, "contentrange": content_range(len(body))}
-            if extra
-            else {"contentrange": content_range(len(body))},
+            extra={"headers": extra} if extra else None,
         )
+        if len(data) != len(body):  # stored escaped (text) or trimmed: the range of what came
+            record.extra = {**(record.extra or {}), "contentrange": content_range(len(body))}
         try:
             # What the record holds in the buffer: its data and the headers it keeps.
             self.runtime.pipeline.submit(record, len(data) + 256 + header_bytes)

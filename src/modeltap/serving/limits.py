@@ -19,7 +19,7 @@ import orjson
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modeltap.serving.payload import SCOPE_CLIENT_LEFT, SCOPE_REFUSED
+from modeltap.serving.payload import SCOPE_REFUSED
 
 __all__ = ["DEFAULT_MAX_BODY", "ENV_MAX_BODY", "BodyLimit"]
 
@@ -57,8 +57,6 @@ class BodyLimit:
                 received += len(message.get("body", b""))
                 if received > self.max_body:
                     raise _TooLarge
-            elif message["type"] == "http.disconnect":
-                scope[SCOPE_CLIENT_LEFT] = not started
             return message
 
         async def watched_send(message: Message) -> None:

@@ -138,6 +138,7 @@ class PayloadLogger:
         request_body = _Body(threshold)
         response_body = _Body(threshold)
         response: dict[str, Any] = {"status": None, "content_type": "", "done": False}
+        body_complete = False
         echo = request_id.encode()
         # Under "spool" the records go to disk before the response's last chunk is released.
         durable = rt.deployment.pipeline.durability == "spool"
@@ -149,7 +150,8 @@ class PayloadLogger:
                 return
             recorded = True
             if error is None and not response["done"]:
-                error = _LEFT if scope.get(SCOPE_CLIENT_LEFT) else "response incomplete"
+                left = scope.get(SCOPE_CLIENT_LEFT)
+                error = _LEFT if left else "response incomplete (client disconnected)"
             status = response["status"]
             if status is None and error is not None and not scope.get(SCOPE_CLIENT_LEFT):
                 status = 500  # an exception in the app: the server answers 500
@@ -163,11 +165,13 @@ class PayloadLogger:
                 rt.pipeline.count_dropped(lost, exc)
 
         async def receive_copy() -> Message:
+            nonlocal body_complete
             message = await receive()
             if message["type"] == "http.request":
                 request_body.write(message.get("body", b""))
-            elif message["type"] == "http.disconnect" and not response["done"]:
-                scope[SCOPE_CLIENT_LEFT] = True
+                body_complete = not message.get("more_body", False)
+            elif message["type"] == "http.disconnect" and not body_complete:
+                scope[SCOPE_CLIENT_LEFT] = True  # mid-body: no response will be sent
             return message
 
         async def send_copy(message: Message) -> None:
@@ -306,8 +310,6 @@ def _submit(
     size = 256
     if file is None:
         data, kind = raw, BLOB
-        # the range of the body as it came, not of its stored (escaped, trimmed) form
-        extra = {**extra, "contentrange": content_range(len(raw))}
         if not raw:  # no body (a GET, a 204): nothing to store
             data, kind = b"null", JSON
         if media == "application/json" or media.endswith("+json"):
@@ -316,6 +318,8 @@ def _submit(
                 data, kind = encoded, JSON
         if kind == BLOB and (media.startswith("text/") or media == "application/json"):
             data, kind = orjson.dumps(raw.decode("utf-8", "replace")), JSON
+        if kind == JSON and len(data) != len(raw):  # stored escaped or trimmed: the range
+            extra = {**extra, "contentrange": content_range(len(raw))}  # of what came
         size += len(raw)
     record = Record(
         collection,
