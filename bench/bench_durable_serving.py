@@ -202,8 +202,14 @@ def main() -> None:
     ap.add_argument("--duration", type=int, default=5, help="seconds of wrk per cell")
     ap.add_argument("--conns", type=int, default=8)
     ap.add_argument("--micro-n", type=int, default=5000, help="requests per in-process run")
+    ap.add_argument(
+        "--cells",
+        default=",".join(f"{s}:{b}" for s, b in CELLS),
+        help="which of trivial:small, trivial:large, collect:small",
+    )
     ap.add_argument("--results", type=Path, default=Path("/tmp/modeltap-bench/durable.jsonl"))
     a = ap.parse_args()
+    cells = [tuple(c.split(":")) for c in a.cells.split(",")]
     a.results.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
     run_id = sc.new_run_id()
@@ -213,7 +219,7 @@ def main() -> None:
     runs: dict[tuple[str, str, str], list[dict]] = {}
     for rep in range(a.reps):
         order = list(versions) if rep % 2 == 0 else list(reversed(versions))
-        for script, body in CELLS:
+        for script, body in cells:
             for name in order:
                 ws = work / f"ws-{rep}-{script}-{body}-{name}"
                 r = run_cell(a, app, versions[name], script, body, ws)
@@ -237,7 +243,7 @@ def main() -> None:
         **sc.versions(sys.executable, None, ["uvicorn", "starlette", "orjson", "pysimdjson"]),
     }
     rows, micro = [], []
-    for script, body in CELLS:
+    for script, body in cells:
         b, n = runs[(script, body, "before")], runs[(script, body, "after")]
         cell = [f"{script}, {body} body"]
         for key, fmt in (("rps", "{:.0f}"), ("p50_ms", "{:.2f}"), ("p99_ms", "{:.2f}")):

@@ -194,6 +194,7 @@ class Pipeline:
             self._reserve_spool(record, len(data))
             key = (record.collection, part)
             segment = self._open.get(key)
+            news = segment is None  # the writer has a new segment to seal in time
             if segment is None:
                 path = f"{route.prefix}/{part}/{self.writer_id.next()}.jsonl"
             else:
@@ -201,11 +202,13 @@ class Pipeline:
             segment = self._open[key] = self.spool.append(route.storage.name, path, data, 1)
             if segment.nbytes >= self.settings.object_bytes:
                 self.spool.seal(self._open.pop(key).path)
+                news = True  # and one to upload
             self._submitted += 1
             self._in_spool += 1
             self.counters.accepted += 1
             self.counters.spooled += 1
-            if self._writer_idle:
+            # Woken only with news: it already waits for the open segments' seal times.
+            if news and self._writer_idle:
                 self._cond.notify_all()
 
     def _reserve_spool(self, record: Record, size: int) -> None:

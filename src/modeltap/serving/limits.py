@@ -44,8 +44,15 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_body:
-            await self._refuse(scope, send, f"body of {declared} bytes")
+        if declared is not None:
+            if declared > self.max_body:
+                await self._refuse(scope, send, f"body of {declared} bytes")
+                return
+            # The server frames the body by its content-length: it cannot grow past it.
+            try:
+                await self.app(scope, receive, send)
+            except ClientDisconnect:
+                self._left(scope, "before its body was complete")
             return
         received = 0
         started = False
@@ -73,12 +80,15 @@ class BodyLimit:
         except ClientDisconnect:
             if started:
                 raise
-            log.info(
-                "modeltap: %s %s: the client disconnected after %d bytes of its body; no answer",
-                scope["method"],
-                scope["path"],
-                received,
-            )
+            self._left(scope, f"after {received} bytes of its body")
+
+    def _left(self, scope: Scope, when: str) -> None:
+        log.info(
+            "modeltap: %s %s: the client disconnected %s; no answer",
+            scope["method"],
+            scope["path"],
+            when,
+        )
 
     async def _refuse(self, scope: Scope, send: Send, what: str) -> None:
         reason = f"{what} is over the limit of {self.max_body} bytes"
