@@ -127,6 +127,12 @@ class Azurite:
         _stop(self._proc, sig)
         self._proc = None
 
+    def pause(self, paused: bool = True) -> None:
+        """Freeze (SIGSTOP) or thaw (SIGCONT) the server: frozen, it takes connections (the
+        kernel queues them) and never answers, like a storage account that hangs."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
+
     def create_container(self, name: str) -> str:
         """Create a container (Shared Key signed REST call); an existing one is fine."""
         date = email.utils.formatdate(usegmt=True)

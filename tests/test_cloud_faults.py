@@ -112,6 +112,53 @@ def test_azurite_down_20_s_mid_load_loses_nothing(
     assert max(found.values()) == 1
 
 
+def test_shutdown_while_azurite_hangs_spools_what_the_writer_held(
+    azurite, tmp_path, monkeypatch, caplog
+):
+    """Memory durability: a storage that takes connections and never answers held the
+    writer in a put past shutdown; its records were neither written, spooled nor counted
+    (while the log said they waited in the spool). Now shutdown spools them, within its
+    time, and the next process uploads them, each once."""
+    monkeypatch.setenv(CONN_ENV, azurite.connection_string)
+    ws = azure_workspace(tmp_path, azurite)
+    settings = {
+        "workspace": ws,
+        "endpoint": "ep",
+        "deployment": "blue",
+        "collections": {"model_inputs": {"enabled": True, "data": {"path": LAKE}}},
+        "flush_interval": 0.3,
+    }
+    modeltap.configure(**settings)
+    inputs = modeltap.Collector(name="model_inputs")
+    for i in range(20):
+        inputs.collect(pd.DataFrame({"id": [f"r{i}"], "x": [i]}))
+    assert modeltap.flush(20)
+    azurite.pause()
+    try:
+        for i in range(20, 120):
+            inputs.collect(pd.DataFrame({"id": [f"r{i}"], "x": [i]}))
+            if i == 60:
+                time.sleep(1)  # a commit starts and hangs; the rest wait behind it
+        started = time.monotonic()
+        assert modeltap.shutdown(timeout=3) is False
+        took = time.monotonic() - started
+        stats = modeltap.stats()
+    finally:
+        azurite.pause(False)
+    assert took < 4.5
+    assert stats["dropped"] == 0 and stats["written"] == 20
+    assert stats["spooled"] == 100  # all that was not written went to the spool
+    assert "100 records were not written before shutdown" in caplog.text
+    modeltap.configure(**settings)  # the next process: adopts the spool and uploads it
+    deadline = time.monotonic() + 30
+    while len(landed_ids(ws)) < 120 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    modeltap.shutdown(30)
+    found = landed_ids(ws)
+    assert set(found) == {f"r{i}" for i in range(120)}
+    assert max(found.values()) == 1
+
+
 REPLICA = """
 import sys
 import pandas as pd

@@ -165,6 +165,48 @@ def test_block_policy_drops_after_its_timeout(tmp_path):
     pipe.close()
 
 
+def test_block_policy_holds_a_caller_once_per_stall_not_once_per_record(tmp_path):
+    """Under serve, collect() runs on the event loop: a wait per record froze the server
+    (4 x block_timeout per request) while storage was down. After one wait ends in a
+    drop, records are dropped at once until the writer makes room again."""
+    storage = GatedStorage(tmp_path)
+    pipe, _ = make(
+        tmp_path,
+        storage,
+        buffer_records=1,
+        batch_records=1,
+        batch_window=0.01,
+        overflow="block",
+        block_timeout=0.5,
+    )
+    storage.gate.clear()
+    pipe.submit(rec(0))
+    pipe.flush(0.3)  # the writer is stuck in put() with record 0
+    pipe.submit(rec(1))  # fills the buffer
+    started = time.monotonic()
+    with pytest.raises(BufferFullError):
+        pipe.submit(rec(2))  # waits block_timeout, then drops
+    assert time.monotonic() - started >= 0.45
+    started = time.monotonic()
+    for i in range(3, 23):
+        with pytest.raises(BufferFullError):
+            pipe.submit(rec(i))
+    assert time.monotonic() - started < 0.4  # 20 drops, no more waiting
+    assert pipe.counters.dropped == 21
+    storage.gate.set()  # storage is back: the writer takes record 1, making room
+    assert pipe.flush(10)
+    storage.gate.clear()
+    pipe.submit(rec(30))
+    pipe.flush(0.3)
+    pipe.submit(rec(31))
+    started = time.monotonic()
+    with pytest.raises(BufferFullError):
+        pipe.submit(rec(32))
+    assert time.monotonic() - started >= 0.45  # it waits again after the writer made room
+    storage.gate.set()
+    assert pipe.close()
+
+
 def test_failed_commits_are_retried_and_counted(tmp_path):
     storage = GatedStorage(tmp_path, fail_times=2)
     pipe, _ = make(tmp_path, storage)

@@ -159,6 +159,82 @@ def test_clean_shutdown_is_bounded_and_leaves_the_rest_in_the_spool(tmp_path):
     assert spool_files(tmp_path) == []
 
 
+class HangingStorage(GatedStorage):
+    """Its puts wait for the gate (a storage that takes connections and never answers)."""
+
+    def __init__(self, root: Path):
+        super().__init__(root)
+        self.entered = threading.Event()
+
+    def put(self, path: str, data: bytes, *, overwrite: bool = True) -> None:
+        self.entered.set()
+        super().put(path, data, overwrite=overwrite)
+
+
+def stuck_writer(tmp_path: Path, **settings):
+    """A pipeline whose writer is stuck in a put that does not return, with records
+    pending (encoded) and queued behind it."""
+    storage = HangingStorage(tmp_path / "store")
+    pipe, _ = make(tmp_path, storage, flush_interval=0.2, batch_window=0.001, **settings)
+    storage.gate.clear()
+    for i in range(10):
+        pipe.submit(rec(i))
+    assert storage.entered.wait(5)  # the writer is in put()
+    for i in range(10, 30):
+        pipe.submit(rec(i))
+    return pipe, storage
+
+
+def test_shutdown_with_storage_hanging_spools_what_the_writer_holds(tmp_path, caplog):
+    """Memory durability: close() used to leave the records with the stuck writer and log
+    that they waited in a spool that held no file."""
+    pipe, storage = stuck_writer(tmp_path)
+    started = time.monotonic()
+    assert pipe.close(timeout=2) is False
+    assert time.monotonic() - started < 3
+    assert storage.puts == 0  # still stuck
+    snap = pipe.counters.snapshot()
+    assert (snap["spooled"], snap["dropped"], snap["written"]) == (30, 0, 0)
+    assert "30 records were not written before shutdown" in caplog.text
+    assert len(spool_files(tmp_path)) == 2  # the pending object and the queued records
+    storage.gate.set()  # storage answers again; the stuck put of records 0-9 lands too
+    pipe2, _ = make(tmp_path)  # the next process adopts the spool
+    deadline = time.monotonic() + 10
+    while len(ids(tmp_path / "store")) < 30 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pipe2.close()
+    assert sorted(ids(tmp_path / "store")) == list(range(30))  # each once
+    assert spool_files(tmp_path) == []
+
+
+def test_shutdown_with_storage_hanging_and_no_spool_room_counts_the_drop(tmp_path, caplog):
+    pipe, storage = stuck_writer(tmp_path, spool_bytes=100)
+    dropped: list[int] = []
+    pipe._on_drop = lambda count, exc: dropped.append(count)
+    assert pipe.close(timeout=2) is False
+    storage.gate.set()
+    snap = pipe.counters.snapshot()
+    assert snap["dropped"] == 30 and sum(dropped) == 30 and snap["spooled"] == 0
+    assert "dropped at shutdown" in caplog.text
+    assert "wait in the spool" not in caplog.text  # never a log line that is not true
+    assert spool_files(tmp_path) == []
+
+
+def test_shutdown_with_spool_durability_and_storage_hanging_is_bounded(tmp_path):
+    pipe, storage = stuck_writer(tmp_path, durability="spool")
+    started = time.monotonic()
+    assert pipe.close(timeout=2) is False
+    assert time.monotonic() - started < 3
+    storage.gate.set()
+    assert pipe.counters.snapshot()["dropped"] == 0
+    pipe2, _ = make(tmp_path)
+    deadline = time.monotonic() + 10
+    while len(ids(tmp_path / "store")) < 30 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pipe2.close()
+    assert sorted(ids(tmp_path / "store")) == list(range(30))
+
+
 def _dead_owner(tmp_path: Path, content: bytes, name: str) -> Path:
     folder = tmp_path / "spool" / "abcdef123456-999"
     folder.mkdir(parents=True)

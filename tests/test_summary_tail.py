@@ -143,6 +143,23 @@ def test_lines_without_a_final_newline_blobs_and_loose_files(workspace):
     assert request.bytes == sum(p.stat().st_size for p in on_disk if p.is_file())
 
 
+def test_records_are_what_load_reads_and_the_rest_is_skipped(workspace):
+    """Garbage lines and files that are not JSON lines used to count as records."""
+    setup(workspace)
+    series(T0, 3, timedelta(minutes=1))
+    folder = store_root(workspace) / PREFIX / "2026/03/01/08"
+    good = json.dumps({"time": "2026-03-01T08:40:00Z", "correlationid": "g", "data": [{"i": 9}]})
+    (folder / "mixed.jsonl").write_text(f"{good}\nnot json\n[1, 2]\n\n{good[:20]}\n")
+    (folder / "binary.jsonl").write_bytes(bytes(range(256)) * 4)  # not JSON lines at all
+    (folder / "empty.jsonl").write_bytes(b"")
+
+    s = summary.show_asset(INPUTS, workspace)
+    assert s.records == len(modeltap.read.load(INPUTS, workspace=workspace)) == 4
+    assert (s.skipped_lines, s.skipped_files) == (3 + 5, 1)  # its 4 newlines make 5 lines
+    assert s.as_dict()["skipped_lines"] == 8 and s.as_dict()["skipped_files"] == 1
+    assert s.files == 4  # every .jsonl file is listed; the counts say what they hold
+
+
 def test_a_changed_rolling_rate(workspace):
     setup(workspace, rate="Day")
     submit(T0, "day-1")

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from modeltap.errors import ConfigError
 from modeltap.layout import DEFAULT_ROOT, RollingRate, collection_prefix, validate_name
+from modeltap.yamlfile import read_yaml
 
 __all__ = [
     "DEFAULT_DATASTORE",
@@ -222,6 +221,13 @@ def parse_datastore_uri(
     return match["ds"], path
 
 
+# Bounds that keep every setting usable as a timeout or a size (1e300 seconds overflows
+# every clock): a day for durations, 2**50 (a pebibyte) for counts and bytes.
+_MOST_SECONDS = 86400.0
+_MOST_COUNT = 2**50
+_MOST_RETRIES = 100
+
+
 def _pipeline(raw: dict[str, Any], src: str | None) -> PipelineSettings:
     defaults = PipelineSettings()
     allowed = set(PipelineSettings.__dataclass_fields__)
@@ -245,17 +251,48 @@ def _pipeline(raw: dict[str, Any], src: str | None) -> PipelineSettings:
             values[key] = os.fspath(value)
             continue
         kind = type(getattr(defaults, key))
+        most = _MOST_SECONDS if kind is float else _MOST_COUNT
         try:
             number = kind(value)
             whole = kind is not int or float(value) == number
         except (TypeError, ValueError, OverflowError):
             number, whole = -1, False
-        if isinstance(value, bool) or not whole or not math.isfinite(number) or number <= 0:
+        if (
+            isinstance(value, bool)
+            or not whole
+            or not math.isfinite(number)
+            or not 0 < number <= most
+        ):
+            unit = " (seconds)" if kind is float else ""
             raise ConfigError(
-                f"{value!r} is not allowed; use a positive {kind.__name__}", field=where, source=src
+                f"{value!r} is not allowed; use a positive {kind.__name__}{unit} up to {most:g}",
+                field=where,
+                source=src,
             )
         values[key] = number
     return PipelineSettings(**values)
+
+
+# A spooled object's file name is `<seq>@<datastore>@<object path><suffix>`, quoted, at most
+# 250 bytes (spool.py; file systems allow 255). Besides the collection's folder the object
+# path holds the partition (`yyyy/MM/dd/HH/mm`: 24 bytes quoted) and the object's name
+# (an instance id of 35 bytes or a payload id of 36), each after a quoted "/".
+_SPOOL_NAME_BYTES = 250
+_SPOOL_NAME_FIXED = len("00000000@") + len("@") + 2 * len("%2F") + 24 + 36 + len(".open")
+
+
+def _check_spoolable(datastore: str, path: str, where: str, src: str | None) -> None:
+    """A collection folder whose objects the spool can hold (it is used in any outage)."""
+    quoted = len(urllib.parse.quote(datastore, safe="")) + len(urllib.parse.quote(path, safe=""))
+    room = _SPOOL_NAME_BYTES - _SPOOL_NAME_FIXED
+    if quoted > room:
+        raise ConfigError(
+            f"the folder {path!r} of datastore {datastore!r} is too long: objects waiting in "
+            f"the local spool are named after it, in at most {room} bytes for datastore and "
+            f"folder (quoted: '/' counts 3, non-ASCII letters 6 or more); this takes {quoted}",
+            field=where,
+            source=src,
+        )
 
 
 def make_deployment(
@@ -270,6 +307,7 @@ def make_deployment(
     source: str | None = None,
     datastores: set[str] | None = None,
     src: str | None = None,
+    workspace_file: str | None = None,
     **extra: Any,
 ) -> DeploymentSettings:
     """Validated settings from plain values (the YAML loader and configure() both use it)."""
@@ -301,10 +339,12 @@ def make_deployment(
         if datastore not in known:
             raise ConfigError(
                 f"unknown datastore {datastore!r}{_suggest(datastore, known)}; "
-                f"defined: {', '.join(sorted(known))} (add it to the workspace file)",
+                f"defined: {', '.join(sorted(known))} "
+                f"(add it to {workspace_file or 'the workspace file'})",
                 field=f"{where}.data.path",
                 source=src,
             )
+        _check_spoolable(datastore, path, f"{where}.data.path", src)
         asset = str(data.get("name") or f"{endpoint}-{deployment}-{name}")
         validate_name(asset, f"{where}.data.name")
         version = str(data.get("version", 1))
@@ -323,27 +363,6 @@ def make_deployment(
         pipeline=_pipeline(pipeline or {}, src),
         **extra,
     )
-
-
-def _read_yaml(path: Path, what: str) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{what} not found", source=str(path)) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what}: {exc.strerror}", source=str(path)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or exc
-        raise ConfigError(f"not valid YAML{at}: {problem}", source=str(path)) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"must be a YAML mapping, got {type(data).__name__}", source=str(path))
-    return data
 
 
 MODEL_TYPES = ("custom_model", "mlflow_model", "triton_model")
@@ -409,7 +428,7 @@ def load_deployment(
 
 def _load_deployment(path: Path, workspace: WorkspaceSettings | None) -> DeploymentSettings:
     src = str(path)
-    raw = _read_yaml(path, "deployment file")
+    raw = read_yaml(path, "deployment file")
     notes = []
     for key in raw:
         if key in _IGNORED_TOP:
@@ -441,6 +460,7 @@ def _load_deployment(path: Path, workspace: WorkspaceSettings | None) -> Deploym
     model_version = extra_pipeline.pop("model_version", "default")
     source = extra_pipeline.pop("source", None)
     datastores = set(workspace.datastores) if workspace else None
+    workspace_file = str(workspace.root / "workspace.yml") if workspace else None
     model = _model_dir(raw.get("model"), base, notes)
     return make_deployment(
         endpoint=str(raw["endpoint_name"]),
@@ -455,6 +475,7 @@ def _load_deployment(path: Path, workspace: WorkspaceSettings | None) -> Deploym
         source=source,
         datastores=datastores,
         src=src,
+        workspace_file=workspace_file,
         **model,
         code_dir=code_dir,
         scoring_script=str(script) if script else None,
@@ -493,11 +514,12 @@ def _url(spec: dict[str, Any], key: str, where: str, src: str) -> str:
         raise ConfigError(
             f"{shown} is not an http:// or https:// URL", field=f"{where}.{key}", source=src
         )
-    if parts.query or parts.username or parts.password:
-        # A SAS token or a password in the file would be a secret in clear (SPEC R7.2).
+    if parts.query or parts.fragment or ";" in parts.path or parts.username or parts.password:
+        # A SAS token or a password in the file would be a secret in clear (SPEC R7.2),
+        # wherever in the URL it hides: ?sig=, #sig=, ;sig=.
         raise ConfigError(
-            "must not carry credentials (a query string or user:password); "
-            "give them through the environment",
+            "must not carry credentials (a query string, #fragment, ;parameters or "
+            "user:password); give them through the environment",
             field=f"{where}.{key}",
             source=src,
         )
@@ -569,12 +591,17 @@ def _cloud_datastore(kind: str, spec: dict[str, Any], where: str, src: str) -> d
     for key in sorted(_CLIENT_KEYS & set(spec)):
         value = spec[key]
         integer = key == "max_retries"
+        most = _MOST_RETRIES if integer else _MOST_SECONDS
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         ok = ok and math.isfinite(value) and (value >= 0 if integer else value > 0)
-        if not ok or (integer and not isinstance(value, int)):
+        if not ok or value > most or (integer and not isinstance(value, int)):
             raise ConfigError(
                 f"{value!r} is not allowed; use "
-                + ("a whole number from 0" if integer else "a positive number of seconds"),
+                + (
+                    f"a whole number from 0 up to {most:g}"
+                    if integer
+                    else f"a positive number of seconds up to {most:g}"
+                ),
                 field=f"{where}.{key}",
                 source=src,
             )
@@ -596,29 +623,41 @@ def load_workspace(root: str | os.PathLike[str] | None = None) -> WorkspaceSetti
     stores: dict[str, DatastoreSettings] = {DEFAULT_DATASTORE: default}
     file = root / "workspace.yml"
     if file.exists():
-        src = str(file)
-        raw = _read_yaml(file, "workspace file")
-        _check_keys(raw, {"datastores", "smtp"}, "workspace", src)  # smtp: monitor alerts
-        for name, spec in _mapping(raw.get("datastores"), "datastores", src).items():
-            where = f"datastores.{name}"
-            validate_name(str(name), where)
-            spec = dict(_mapping(spec, where, src))
-            kind = spec.pop("type", None)
-            if kind not in _DATASTORE_TYPES:
-                raise ConfigError(
-                    f"{kind!r} is not a datastore type; allowed: {', '.join(_DATASTORE_TYPES)}",
-                    field=f"{where}.type",
-                    source=src,
-                )
-            _check_keys(spec, _DATASTORE_KEYS[kind], where, src)
-            if kind == "local":
-                if not isinstance(spec.get("path"), str) or not spec["path"]:
-                    raise ConfigError(
-                        "a local datastore needs a folder path", field=f"{where}.path", source=src
-                    )
-                stores[str(name)] = DatastoreSettings(kind, str(spec.pop("path")), spec)
-            else:
-                stores[str(name)] = DatastoreSettings(
-                    kind, options=_cloud_datastore(kind, spec, where, src)
-                )
+        try:
+            stores.update(_datastores(file))
+        except ConfigError as exc:
+            if exc.source is None:  # name the file in every error
+                raise ConfigError(exc.message, field=exc.field, source=str(file)) from None
+            raise
     return WorkspaceSettings(root, stores)
+
+
+def _datastores(file: Path) -> dict[str, DatastoreSettings]:
+    """The datastores a workspace file defines."""
+    stores: dict[str, DatastoreSettings] = {}
+    src = str(file)
+    raw = read_yaml(file, "workspace file")
+    _check_keys(raw, {"datastores", "smtp"}, "workspace", src)  # smtp: monitor alerts
+    for name, spec in _mapping(raw.get("datastores"), "datastores", src).items():
+        where = f"datastores.{name}"
+        validate_name(str(name), where)
+        spec = dict(_mapping(spec, where, src))
+        kind = spec.pop("type", None)
+        if kind not in _DATASTORE_TYPES:
+            raise ConfigError(
+                f"{kind!r} is not a datastore type; allowed: {', '.join(_DATASTORE_TYPES)}",
+                field=f"{where}.type",
+                source=src,
+            )
+        _check_keys(spec, _DATASTORE_KEYS[kind], where, src)
+        if kind == "local":
+            if not isinstance(spec.get("path"), str) or not spec["path"]:
+                raise ConfigError(
+                    "a local datastore needs a folder path", field=f"{where}.path", source=src
+                )
+            stores[str(name)] = DatastoreSettings(kind, str(spec.pop("path")), spec)
+        else:
+            stores[str(name)] = DatastoreSettings(
+                kind, options=_cloud_datastore(kind, spec, where, src)
+            )
+    return stores

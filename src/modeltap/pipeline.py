@@ -8,8 +8,11 @@ a group grows past `object_bytes`, or on flush()/close().
 
 Nothing accepted is lost silently: when the buffer is full the overflow policy
 applies ("block" waits up to `block_timeout`, then drops; "drop" drops at once;
-"raise" raises BufferFullError) and every drop is counted and reported. A failed
-commit keeps its lines and is retried with backoff.
+"raise" raises BufferFullError) and every drop is counted and reported. After a wait
+ends in a drop, "block" drops at once until the writer makes room again: a storage
+outage holds a caller (a server's event loop) once, not for every record. A failed
+commit keeps its lines and is retried with backoff. At close(), what a writer stuck in
+a storage call still holds is put on the spool by the closing thread, or counted dropped.
 """
 
 from __future__ import annotations
@@ -120,6 +123,9 @@ class Pipeline:
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._last_commit = time.monotonic()
         self._shutdown_deadline = 0.0
+        self._abandoned = False  # close() gave up on a stuck writer and took its records
+        self._overloaded = False  # a "block" wait ended in a drop; no waiting until room
+        self._in_spool = 0  # own records on the spool, not uploaded yet
         self._retry_at = 0.0
         self._failures = 0
         self._stores = {route.storage.name: route.storage for route in routes.values()}
@@ -188,6 +194,7 @@ class Pipeline:
             self._reserve_spool(record, len(data))
             key = (record.collection, part)
             segment = self._open.get(key)
+            news = segment is None  # the writer has a new segment to seal in time
             if segment is None:
                 path = f"{route.prefix}/{part}/{self.writer_id.next()}.jsonl"
             else:
@@ -195,10 +202,13 @@ class Pipeline:
             segment = self._open[key] = self.spool.append(route.storage.name, path, data, 1)
             if segment.nbytes >= self.settings.object_bytes:
                 self.spool.seal(self._open.pop(key).path)
+                news = True  # and one to upload
             self._submitted += 1
+            self._in_spool += 1
             self.counters.accepted += 1
             self.counters.spooled += 1
-            if self._writer_idle:
+            # Woken only with news: it already waits for the open segments' seal times.
+            if news and self._writer_idle:
                 self._cond.notify_all()
 
     def _reserve_spool(self, record: Record, size: int) -> None:
@@ -209,10 +219,12 @@ class Pipeline:
         if self.spool.has_room(size):
             return
         s = self.settings
-        deadline = time.monotonic() + (s.block_timeout if s.overflow == "block" else 0)
+        wait = s.block_timeout if s.overflow == "block" and not self._overloaded else 0
+        deadline = time.monotonic() + wait
         while not self.spool.has_room(size):
             left = deadline - time.monotonic()
             if left <= 0 or self._closed:
+                self._overloaded = self._overloaded or wait > 0
                 self.counters.dropped += 1
                 raise BufferFullError(
                     f"spool full ({self.spool.nbytes} of {self.spool.cap_bytes} bytes at "
@@ -231,7 +243,7 @@ class Pipeline:
 
     def _wait_for_room(self, size: int) -> bool:
         s = self.settings
-        if s.overflow != "block":
+        if s.overflow != "block" or self._overloaded:
             return False
         deadline = time.monotonic() + s.block_timeout
         while len(self._queue) >= s.buffer_records or self._queued_bytes + size > s.buffer_bytes:
@@ -239,6 +251,7 @@ class Pipeline:
                 return False
             left = deadline - time.monotonic()
             if left <= 0:
+                self._overloaded = True  # until the writer makes room: see _take
                 return False
             self._cond.notify_all()
             self._cond.wait(min(left, 0.1))
@@ -250,6 +263,13 @@ class Pipeline:
 
     def count_sampled_out(self) -> None:
         self.counters.sampled_out += 1
+
+    def count_dropped(self, count: int, exc: BaseException) -> None:
+        """Count and report records lost before they could be submitted (a payload that
+        could not be made into a record, say): every record not stored is counted."""
+        with self._cond:
+            self.counters.dropped += count
+        self._report_drop(count, exc)
 
     def _report_drop(self, count: int, exc: BaseException) -> None:
         log.warning("%s", exc)
@@ -282,21 +302,120 @@ class Pipeline:
         """Stop accepting, commit everything, stop the writer. True when nothing was left.
 
         With a spool, what storage would not take within the shutdown time stays in the
-        spool and is uploaded by the next process that starts with it."""
+        spool and is uploaded by the next process that starts with it. Returns within
+        about `timeout` even when a storage call hangs: the records the writer still holds
+        are then spooled from here (or counted dropped when there is no room)."""
+        started = time.monotonic()
+        reserve = min(1.0, timeout / 4)  # to take over from a writer stuck in a storage call
         with self._cond:
             self._closed = True
             # the writer stops retrying a little before close() stops waiting for it
-            self._shutdown_deadline = time.monotonic() + max(0.0, timeout - 0.5)
+            self._shutdown_deadline = started + max(0.0, timeout - reserve - 0.5)
             self._cond.notify_all()
-        self._thread.join(timeout)
+        self._thread.join(max(0.0, timeout - reserve))
+        stuck = self._thread.is_alive()
+        if stuck:
+            self._rescue()
         with self._cond:
             left = self._submitted - self._settled
-        if left:
-            where = f"; they wait in the spool at {self.spool.root}" if self.spool else ""
-            log.error("modeltap: %d records were not written before shutdown%s", left, where)
+        if left:  # only records on the spool are neither written nor settled as dropped
+            log.error(
+                "modeltap: %d records were not written before shutdown (storage %s); they "
+                "wait in the spool at %s for the next process started with it",
+                left,
+                "did not answer" if stuck else "failed",
+                self.spool.root if self.spool else "(none)",
+            )
         for route in {id(r.storage): r.storage for r in self.routes.values()}.values():
             route.close()
-        return left == 0 and not self._thread.is_alive()
+        return left == 0 and not stuck
+
+    def _rescue(self) -> None:
+        """close() ran out of time and the writer is still in a storage call: take the
+        records it has not committed (queued, and encoded lines waiting for a commit) and
+        put them on the spool, for the next process; count dropped what cannot go there,
+        and the batch in the writer's hands. The writer touches nothing after this."""
+        with self._cond:
+            self._abandoned = True
+            queued = [record for record, _ in self._queue]
+            self._queue.clear()
+            self._queued_bytes = 0
+            pending, self._pending = self._pending, {}
+            in_hand = (
+                self._submitted
+                - self._settled
+                - len(queued)
+                - sum(p.records for p in pending.values())
+                - self._in_spool
+            )
+        lost = 0
+        for (collection, part), p in pending.items():
+            to = self.routes[collection]
+            # Its name is kept: should the stuck commit land after all, the upload of this
+            # copy finds it there (create-only) and it lands once.
+            path = p.path or f"{to.prefix}/{part}/{self.writer_id.next()}.jsonl"
+            if not self._spool_whole(to.storage.name, path, b"".join(p.chunks), p.records):
+                lost += p.records
+        groups: dict[tuple[str, str], list[Record]] = {}
+        for r in queued:
+            groups.setdefault((r.collection, partition(self.rolling_rate, r.time)), []).append(r)
+        for (collection, part), members in groups.items():
+            route = self.routes.get(collection)
+            if route is None:
+                lost += len(members)
+                continue
+            kept = []
+            for r in members:
+                if r.kind == BLOB:
+                    r.id = r.id or new_id()
+                    blob = f"{route.prefix}/{part}/{r.id}"
+                    payload = _read_payload(r.data)
+                    _discard_payload(r.data)
+                    if not self._spool_whole(route.storage.name, blob, payload, 0):
+                        lost += 1
+                        continue
+                    _refer_to_blob(r, route.storage.url(blob), blob, len(payload))
+                kept.append(r)
+            lines, records = self._encode_group(route, kept)
+            path = f"{route.prefix}/{part}/{self.writer_id.next()}.jsonl"
+            if lines and not self._spool_whole(route.storage.name, path, b"".join(lines), records):
+                lost += records
+        if lost:
+            self._settle_dropped(
+                lost,
+                ModeltapError(
+                    f"{lost} records dropped at shutdown: storage did not answer and the "
+                    + ("spool is full" if self.spool else "pipeline has no spool")
+                ),
+            )
+        if in_hand > 0:
+            self._settle_dropped(
+                in_hand,
+                ModeltapError(
+                    f"{in_hand} records dropped at shutdown: the writer had them in a "
+                    "storage call that did not return in time"
+                ),
+            )
+        if self.spool is not None:
+            with self._cond:
+                self._open.clear()
+                self.spool.close()  # seals open segments; the next process adopts them
+
+    def _spool_whole(self, datastore: str, path: str, data: bytes, records: int) -> bool:
+        """Put one whole object on the spool (sealed); False when there is no room."""
+        if self.spool is None:
+            return False
+        with self._cond:
+            if not self.spool.has_room(len(data)):
+                return False
+            try:
+                self.spool.add(datastore, path, data, records)
+            except (OSError, ModeltapError):
+                log.exception("modeltap: could not spool %s", path)
+                return False
+            self._in_spool += records
+            self.counters.spooled += records
+            return True
 
     @property
     def closed(self) -> bool:
@@ -338,6 +457,7 @@ class Pipeline:
                 batch.append(item)
                 taken += item[1]
             self._queued_bytes -= taken
+            self._overloaded = False
             self._cond.notify_all()  # room for blocked submitters
             return batch
 
@@ -399,7 +519,7 @@ class Pipeline:
                     self.spool.adopt()
                 except OSError:
                     log.exception("modeltap: could not read the spool at %s", self.spool.root)
-        while True:
+        while not self._abandoned:
             batch = self._take()
             if batch is None:
                 break
@@ -410,7 +530,7 @@ class Pipeline:
             if self._spool_ready():
                 self._upload_spool()
         # Shutdown: commit and upload what is left, retrying for a bounded time.
-        while True:
+        while not self._abandoned:
             if self._pending:
                 self._commit()
             if self.spool is not None:
@@ -423,6 +543,8 @@ class Pipeline:
             if time.monotonic() >= self._shutdown_deadline:
                 break
             time.sleep(min(0.5, max(0.0, self._retry_at - time.monotonic())))
+        if self._abandoned:
+            return  # close() took over what was left
         if self._pending:
             lost = sum(p.records for p in self._pending.values())
             self._settle_dropped(
@@ -448,26 +570,32 @@ class Pipeline:
                 )
                 continue
             members = self._store_blobs(route, part, members)
-            try:
-                lines = encode_lines(members, route.source)
-            except Exception:
-                # One bad record must not cost its batch: encode one by one, drop only it.
-                lines = []
-                for r in members:
-                    try:
-                        lines.extend(encode_lines([r], route.source))
-                    except Exception as exc:
-                        log.exception("modeltap: could not encode %r", r)
-                        self._settle_dropped(1, exc)
-                        members = [m for m in members if m is not r]
-            if not lines:
+            lines, count = self._encode_group(route, members)
+            if not lines or self._abandoned:
                 continue
             pending = self._pending.get((collection, part))
             if pending is None:
                 pending = self._pending[(collection, part)] = _Pending()
             pending.chunks.extend(lines)
             pending.nbytes += sum(map(len, lines))
-            pending.records += len(members)
+            pending.records += count
+
+    def _encode_group(self, route: Route, members: list[Record]) -> tuple[list[bytes], int]:
+        """The lines of one collection's records, and how many records they hold; a record
+        that cannot be encoded is dropped (counted) without costing the others."""
+        try:
+            return encode_lines(members, route.source), len(members)
+        except Exception:
+            lines = []
+            kept = 0
+            for r in members:
+                try:
+                    lines.extend(encode_lines([r], route.source))
+                    kept += 1
+                except Exception as exc:
+                    log.exception("modeltap: could not encode %r", r)
+                    self._settle_dropped(1, exc)
+            return lines, kept
 
     def _store_blobs(self, route: Route, part: str, members: list[Record]) -> list[Record]:
         """Write each BLOB record's payload as its own object, named by the record id, in
@@ -509,7 +637,7 @@ class Pipeline:
                 if attempt == 2:
                     if self.spool is not None:
                         with self._cond:
-                            if self.spool.has_room(len(payload)):
+                            if self.spool.has_room(len(payload)) and not self._abandoned:
                                 self.spool.add(storage.name, path, payload, 0)
                                 return
                     raise
@@ -517,13 +645,15 @@ class Pipeline:
 
     def _commit(self) -> None:
         instance = None
-        for key in list(self._pending):
+        for key, pending in list(self._pending.items()):
             collection, part = key
-            pending = self._pending[key]
             route = self.routes[collection]
-            if not pending.path:
-                instance = instance or self.writer_id.next()
-                pending.path = f"{route.prefix}/{part}/{instance}.jsonl"
+            with self._cond:  # named under the lock: close() may take it over (_rescue)
+                if self._abandoned:
+                    return
+                if not pending.path:
+                    instance = instance or self.writer_id.next()
+                    pending.path = f"{route.prefix}/{part}/{instance}.jsonl"
             data = b"".join(pending.chunks)
             started = time.monotonic()
             pending.attempts += 1
@@ -547,14 +677,14 @@ class Pipeline:
                 )
                 if not spooled:
                     return  # it waits in memory: _stalled() holds the writer back
-                del self._pending[key]
+                self._pending.pop(key, None)
                 continue
             self._failures = 0
             took = time.monotonic() - started
             log.debug(
                 "committed %s: %d records in %.1f ms", pending.path, pending.records, took * 1000
             )
-            del self._pending[key]
+            self._pending.pop(key, None)
             self._count_written(took, len(data), pending.records, len(pending.chunks), own=True)
         self._last_commit = time.monotonic()
 
@@ -568,18 +698,9 @@ class Pipeline:
 
     def _spool_object(self, datastore: str, pending: _Pending, data: bytes) -> bool:
         """Move a failed commit to the spool (memory stays bounded during an outage)."""
-        if self.spool is None:
+        if self._abandoned:
             return False
-        with self._cond:
-            if not self.spool.has_room(len(data)):
-                return False
-            try:
-                self.spool.add(datastore, pending.path, data, pending.records)
-            except OSError:
-                log.exception("modeltap: could not spool %s", pending.path)
-                return False
-            self.counters.spooled += pending.records
-            return True
+        return self._spool_whole(datastore, pending.path, data, pending.records)
 
     def _upload_spool(self) -> None:
         """Seal segments that are due, then upload sealed segments, oldest first."""
@@ -618,7 +739,12 @@ class Pipeline:
                 return
             self._failures = 0
             with self._cond:
+                if self._abandoned:
+                    return
                 spool.remove(segment)
+                if segment.own:
+                    self._in_spool -= segment.records
+                self._overloaded = False
                 self._cond.notify_all()  # room in the spool for blocked submitters
             lines = data.count(b"\n") if segment.path.endswith(".jsonl") else 0
             # an adopted segment's records were not counted as they came: one per line

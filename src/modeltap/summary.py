@@ -6,11 +6,13 @@
         print(s.asset.name, s.records, s.first, s.last)
 
 `modeltap assets list|show` call these functions. A summary lists the collection folder
-once and reads its line files to count records (one line is one record); only the times
-of the lines of the first and last partitions are read, for the first and last record
-times. With `max_bytes` (the web page), files past that many bytes, newest first, are not
-read: their records are estimated from their size (`AssetSummary.estimated`). See
-docs/inspecting.md.
+once and reads its line files to count records the way `read.load` reads them: a line
+that is a JSON object is one record (validated without building objects, simdjson);
+other lines, and files without one such line, are counted as skipped (load skips them
+too). Only the times of the lines of the first and last partitions are read, for the
+first and last record times. With `max_bytes` (the web page), files past that many
+bytes, newest first, are not read: their records are estimated from their size
+(`AssetSummary.estimated`). See docs/inspecting.md.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 from modeltap.assets import Asset, Catalog
 from modeltap.config import WorkspaceSettings, load_workspace
 from modeltap.errors import ModeltapError
+from modeltap.jsoncheck import is_json_object
 from modeltap.layout import RollingRate
 from modeltap.read._lines import time_range
 from modeltap.read._load import _THREADS, _progress
@@ -86,7 +89,7 @@ class AssetSummary:
 
     asset: Asset
     url: str | None  # the folder, for people and other tools (a local path, a blob URL)
-    records: int  # lines of its .jsonl files
+    records: int  # lines of its .jsonl files that are JSON objects (what load reads)
     files: int  # .jsonl files
     blobs: int  # other objects: payloads stored as their own object (R4.3, R4.4)
     bytes: int  # size of all of them
@@ -96,6 +99,8 @@ class AssetSummary:
     error: str | None = None  # the folder could not be listed (only list_assets reports this)
     estimated: bool = False  # records include estimates for files not read (max_bytes)
     by_partition: tuple[PartitionCount, ...] = ()  # oldest first
+    skipped_lines: int = 0  # lines that are not JSON objects (load skips them)
+    skipped_files: int = 0  # .jsonl files unreadable or without a JSON object line
 
     def as_dict(self, partitions: bool = True) -> dict[str, Any]:
         """JSON-ready fields (times as YYYY-MM-DDTHH:MM:SSZ)."""
@@ -112,6 +117,8 @@ class AssetSummary:
             "uri": a.uri,
             "url": self.url,
             "records": self.records,
+            "skipped_lines": self.skipped_lines,
+            "skipped_files": self.skipped_files,
             "files": self.files,
             "blobs": self.blobs,
             "bytes": self.bytes,
@@ -230,10 +237,26 @@ def _plan(
 
 @dataclass(frozen=True)
 class _Scan:
-    lines: int
+    lines: int  # JSON object lines
     first: datetime | None = None
     last: datetime | None = None
     timed: bool = False  # first and last were looked for
+    skipped: int = 0  # other lines
+    unread: bool = False  # the whole file is skipped: unreadable, or no JSON object line
+
+
+def count_records(data: bytes) -> tuple[int, int]:
+    """(records, skipped) of a line file: lines that are JSON objects, as `read.load`
+    takes them, and the other lines that are not blank."""
+    records = skipped = 0
+    for raw in data.split(b"\n"):
+        if not raw:
+            continue
+        if is_json_object(raw):
+            records += 1
+        elif raw.strip():
+            skipped += 1
+    return records, skipped
 
 
 # What each object held, by (location, size): objects are written whole and never changed,
@@ -298,9 +321,14 @@ def _summarize(
             data = plan.storage.get(info.path)
         except ModeltapError as exc:
             log.warning("modeltap: skipped %s: could not be read: %s", info.path, exc)
-            return _Scan(0)
-        lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
-        found = _Scan(lines, *time_range(data), timed=True) if timed else _Scan(lines)
+            return _Scan(0, unread=True)
+        lines, skipped = count_records(data)
+        if not lines:
+            found = _Scan(0, skipped=skipped, unread=skipped > 0, timed=timed)
+        elif timed:
+            found = _Scan(lines, *time_range(data), timed=True, skipped=skipped)
+        else:
+            found = _Scan(lines, skipped=skipped)
         _keep(key, found)
         return found
 
@@ -361,4 +389,6 @@ def _summary(plan: _Plan, scans: dict[str, _Scan]) -> AssetSummary:
         error=plan.error,
         estimated=len(scans) < len(plan.files),
         by_partition=by_partition,
+        skipped_lines=sum(s.skipped for s in scans.values()),
+        skipped_files=sum(s.unread for s in scans.values()),
     )

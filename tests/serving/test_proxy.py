@@ -40,7 +40,7 @@ def upstream(tmp_path) -> Iterator[str]:
     server.stop()
 
 
-def start_proxy(tmp_path, upstream: str) -> tuple[Process, str]:
+def start_proxy(tmp_path, upstream: str, *extra: str) -> tuple[Process, str]:
     (tmp_path / "deployment.yml").write_text(DEPLOYMENT)
     return start_cli(
         "proxy",
@@ -49,13 +49,29 @@ def start_proxy(tmp_path, upstream: str) -> tuple[Process, str]:
         tmp_path / "proxy.log",
         "--upstream",
         upstream,
+        *extra,
         health="/-/modeltap/health",
     )
 
 
 @pytest.mark.slow
-def test_proxy_forwards_and_logs(tmp_path, upstream):
+def test_proxy_logs_only_scoring_calls_by_default(tmp_path, upstream):
+    """In front of the platform's own server a `GET /swagger.json` landed in the request
+    and response collections beside the scoring calls."""
     proxy, base = start_proxy(tmp_path, upstream)
+    for path in ("/score", "/v2/models/iris/infer", "/v1/models/iris:predict", "/invocations"):
+        assert httpx.post(base + path, json={"a": 1}, headers={"x-request-id": path}).is_success
+    for path in ("/swagger.json", "/", "/v2/models/iris", "/metrics"):
+        assert httpx.get(base + path, headers={"x-request-id": path}).is_success
+    assert proxy.stop() == 0
+    logged = {line["path"] for line in read_lines(store_root(tmp_path / "ws"), "request")}
+    assert logged == {"/score", "/v2/models/iris/infer", "/v1/models/iris:predict", "/invocations"}
+
+
+@pytest.mark.slow
+def test_proxy_forwards_and_logs(tmp_path, upstream):
+    paths = ("/v2/models/*/infer", "/teapot", "/big")
+    proxy, base = start_proxy(tmp_path, upstream, *(f"--log-path={p}" for p in paths))
     r = httpx.post(
         base + "/v2/models/iris/infer?x=1", json={"inputs": [1, 2]}, headers={"x-request-id": "p1"}
     )

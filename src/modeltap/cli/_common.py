@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import signal
 import sys
@@ -91,9 +92,14 @@ def load_settings(deployment_file: Path, workspace: Path | None) -> tuple[Deploy
     """Validated settings (printing their notes), exported for the server's processes."""
     from modeltap import runtime
     from modeltap.config import ENV_WORKSPACE, load_deployment, load_workspace
+    from modeltap.storage.registry import open_datastore
 
     ws = load_workspace(workspace)
     settings = load_deployment(deployment_file, ws)
+    # Open each datastore once here (no I/O): a credential that is not set is one line
+    # now, not a traceback from every worker process later.
+    for name in sorted({c.datastore for c in settings.collections.values()}):
+        open_datastore(name, ws.datastores[name], ws.root).close()
     for note in settings.notes:
         click.echo(f"modeltap: note: {note}", err=True)
     os.environ[runtime.ENV_DEPLOYMENT] = str(settings.file)
@@ -101,7 +107,10 @@ def load_settings(deployment_file: Path, workspace: Path | None) -> tuple[Deploy
     return settings, ws.root
 
 
-def run_server(app_factory: str, host: str, port: int, log_level: str, **options: Any) -> None:
+def run_server(
+    app_factory: str, host: str, port: int, log_level: str, graceful: float = 10, **options: Any
+) -> None:
+    """uvicorn, factory mode; on SIGTERM requests in flight get `graceful` seconds."""
     import uvicorn
 
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(name)s: %(message)s")
@@ -115,7 +124,7 @@ def run_server(app_factory: str, host: str, port: int, log_level: str, **options
         host=host,
         port=port,
         log_level=log_level,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=math.ceil(graceful),
         **options,
     )
 

@@ -116,6 +116,10 @@ def assets_list(workspace: Path | None, as_json: bool) -> None:
     for s in summaries:
         if s.error:
             click.echo(f"modeltap: warning: {s.asset.name}:{s.asset.version}: {s.error}", err=True)
+        elif s.skipped_lines or s.skipped_files:
+            click.echo(
+                f"modeltap: warning: {s.asset.name}:{s.asset.version}: {_skipped(s)}", err=True
+            )
 
 
 @assets_group.command("show")
@@ -151,9 +155,19 @@ def assets_show(name: str, workspace: Path | None, as_json: bool) -> None:
         ("partitions", f"{p.count:,}" + (f" ({p.rolling_rate}){span}" if p.count else "")),
         ("rolling rate", p.rolling_rate or "-"),
     ]
+    if s.skipped_lines or s.skipped_files:
+        fields.insert(4, ("skipped", _skipped(s)))
     click.echo(click.style(f"{a.name}:{a.version}", bold=True) + f"  ({a.type})")
     for key, value in fields:
         click.echo(f"  {key + ':':<15}{value}")
+
+
+def _skipped(s: summary.AssetSummary) -> str:
+    return (
+        f"{plural(s.skipped_lines, 'line')} that are not JSON objects and "
+        f"{plural(s.skipped_files, 'line file')} without any, not counted ("
+        "`modeltap read` skips them too)"
+    )
 
 
 @click.group("data")

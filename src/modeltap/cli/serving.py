@@ -5,7 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -66,6 +66,22 @@ if TYPE_CHECKING:
     help="Collect model_inputs and model_outputs even where the deployment file does not "
     "enable them (for an MLflow model: its input tables and predictions, no code needed).",
 )
+@click.option(
+    "--max-body",
+    default=64 * 1024 * 1024,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Largest request body accepted, in bytes; larger ones get 413 (and are logged, "
+    "without the body, when payload logging is on).",
+)
+@click.option(
+    "--shutdown-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(3, 3600),
+    help="Seconds SIGTERM may take: requests in flight finish (up to a third, at most 10 s), "
+    "workers deliver what they collected, then the sidecar writes it (docs/durability.md).",
+)
 @log_level_option("info")
 @friendly_errors
 def serve(
@@ -79,6 +95,8 @@ def serve(
     with_agent: bool,
     loop: str,
     collect: bool,
+    max_body: int,
+    shutdown_timeout: float,
     log_level: str,
 ) -> None:
     """Serve a score.py, or an MLflow model folder, and collect its model data.
@@ -91,11 +109,14 @@ def serve(
     """
     from modeltap.config import ENV_COLLECT_MODEL_DATA
     from modeltap.serving.app import ENV_THREADS
+    from modeltap.serving.limits import ENV_MAX_BODY
+    from modeltap.serving.shutdown import ENV_DRAIN_SECONDS, Budget
 
     os.environ[ENV_COLLECT_MODEL_DATA] = "1" if collect else ""
     settings, ws_root = load_settings(deployment_file, workspace)
     mlflow_model = _export_scorer(settings)
     os.environ[ENV_THREADS] = "1" if threads else ""
+    os.environ[ENV_MAX_BODY] = str(max_body)
     if loop == "auto":
         loop = "asyncio" if mlflow_model else "auto"  # uvicorn's auto: uvloop when installed
     names = ", ".join(sorted(settings.collections)) or "nothing (no collection enabled)"
@@ -114,23 +135,31 @@ def serve(
         settings.pipeline.durability == "memory"
     )
     sidecar = None
-    if with_agent and (custom or relay):
+    budget = Budget.of(shutdown_timeout, sidecar=with_agent and bool(custom or relay))
+    if budget.sidecar:
         from modeltap.serving.relay import ENV_RELAY_SOCKET
         from modeltap.serving.sidecar import AgentSidecar
 
         sidecar = AgentSidecar(settings.file, ws_root, custom, agent_port, relay=relay)
-        sidecar.start()
+        sidecar.start(drain=budget.sidecar)
         if custom:
             os.environ.update(sidecar.sdk_environment())
         if sidecar.relay_socket is not None:
             os.environ[ENV_RELAY_SOCKET] = str(sidecar.relay_socket)
+    os.environ[ENV_DRAIN_SECONDS] = str(budget.drain)  # each worker's lifespan shutdown
     try:
         run_server(
-            "modeltap.serving.app:create_app", host, port, log_level, workers=workers, loop=loop
+            "modeltap.serving.app:create_app",
+            host,
+            port,
+            log_level,
+            graceful=budget.graceful,
+            workers=workers,
+            loop=loop,
         )
     finally:
-        if sidecar is not None:
-            sidecar.stop()
+        if sidecar is not None:  # after every worker has exited: they hand it their last
+            sidecar.stop(budget.sidecar)
 
 
 def _export_scorer(settings: DeploymentSettings) -> bool:
@@ -175,6 +204,14 @@ def _export_scorer(settings: DeploymentSettings) -> bool:
     type=click.IntRange(1),
     help="Largest request body accepted, in bytes; larger ones get 413.",
 )
+@click.option(
+    "--max-header-bytes",
+    default=64 * 1024,
+    show_default=True,
+    type=click.IntRange(1024),
+    help="Most bytes of headers one post may carry (ce-* headers are kept with the record); "
+    "more get 431.",
+)
 @workers_option(
     "Receiving processes on the one port; each has its own writer, spool and instance ids."
 )
@@ -185,6 +222,7 @@ def _export_scorer(settings: DeploymentSettings) -> bool:
     help="Also take the calls that `modeltap serve` workers log, on this Unix socket "
     "(serve sets this up for its sidecar).",
 )
+@click.option("--sidecar", is_flag=True, hidden=True, help="Run as serve's sidecar.")
 @friendly_errors
 def agent(
     deployment_file: Path,
@@ -193,8 +231,10 @@ def agent(
     workspace: Path | None,
     log_level: str,
     max_body: int,
+    max_header_bytes: int,
     workers: int,
     relay_socket: Path | None,
+    sidecar: bool,
 ) -> None:
     """Receive what the azureml-ai-monitoring SDK sends, and store it.
 
@@ -203,13 +243,15 @@ def agent(
       modeltap agent -f deployment.yml --port 50011 &
       AZUREML_MDC_ENABLED=true python my_app.py   # uses azureml.ai.monitoring.Collector
     """
-    from modeltap.serving.agent import ENV_MAX_BODY
+    from modeltap.serving.agent import ENV_MAX_BODY, ENV_MAX_HEADER_BYTES
     from modeltap.serving.relay import ENV_RELAY_SOCKET
+    from modeltap.serving.shutdown import Budget
 
     if relay_socket is not None and workers > 1:
         raise click.UsageError("--relay-socket takes one receiving process: use --workers 1")
     settings, _ = load_settings(deployment_file, workspace)
     os.environ[ENV_MAX_BODY] = str(max_body)
+    os.environ[ENV_MAX_HEADER_BYTES] = str(max_header_bytes)
     os.environ[ENV_RELAY_SOCKET] = str(relay_socket) if relay_socket else ""
     click.echo(
         f"modeltap: agent for {settings.endpoint}/{settings.deployment} on "
@@ -217,14 +259,24 @@ def agent(
         f"{', '.join(sorted(settings.collections)) or 'none'}",
         err=True,
     )
+    options: dict[str, Any] = {
+        "access_log": False,
+        "proxy_headers": False,  # nothing here uses the client's address
+    }
+    if sidecar:  # deaf to signals: serve stops it after the workers (serving/sidecar.py)
+        from modeltap.serving.sidecar import run_sidecar
+
+        run_sidecar("modeltap.serving.agent:create_agent_app", host, port, log_level, **options)
+        return
+    graceful = Budget.of(sidecar=False).graceful
     run_server(
         "modeltap.serving.agent:create_agent_app",
         host,
         port,
         log_level,
-        access_log=False,
-        proxy_headers=False,  # nothing here uses the client's address
+        graceful=graceful,
         workers=workers,
+        **options,
     )
 
 
@@ -236,6 +288,15 @@ def agent(
 @host_option
 @port_option(5002)
 @workspace_option
+@click.option(
+    "--log-path",
+    "log_paths",
+    multiple=True,
+    metavar="PATTERN",
+    help="A path whose calls are logged; repeat for more; * matches any characters "
+    "('*' logs every call). [default: the scoring paths of common model servers: /score, "
+    "/v1/models/*:predict, /v2/models/*/infer, /predictions/*, /invocations]",
+)
 @log_level_option("warning")
 @friendly_errors
 def proxy(
@@ -244,6 +305,7 @@ def proxy(
     host: str,
     port: int,
     workspace: Path | None,
+    log_paths: tuple[str, ...],
     log_level: str,
 ) -> None:
     """Log request and response payloads in front of any HTTP model server.
@@ -254,7 +316,8 @@ def proxy(
       curl -X POST localhost:5002/v2/models/iris/infer -d @request.json
     """
     from modeltap.errors import ConfigError
-    from modeltap.serving.proxy import ENV_UPSTREAM
+    from modeltap.serving.proxy import DEFAULT_LOG_PATHS, ENV_LOG_PATHS, ENV_UPSTREAM
+    from modeltap.serving.shutdown import Budget
 
     if not upstream.startswith(("http://", "https://")):
         raise ConfigError(f"{upstream!r} is not an http(s) URL", field="--upstream")
@@ -266,10 +329,15 @@ def proxy(
             field="data_collector.collections",
             source=str(settings.file),
         )
+    for pattern in log_paths:
+        if not pattern.startswith(("/", "*")) or "\n" in pattern:
+            raise ConfigError(f"{pattern!r} is not a path (start it with /)", field="--log-path")
     os.environ[ENV_UPSTREAM] = upstream
+    os.environ[ENV_LOG_PATHS] = "\n".join(log_paths)
     click.echo(
         f"modeltap: proxy http://{host}:{port} -> {upstream}; logging "
-        f"{', '.join(logged)} into workspace {ws_root}",
+        f"{', '.join(logged)} of {' '.join(log_paths or DEFAULT_LOG_PATHS)} "
+        f"into workspace {ws_root}",
         err=True,
     )
     run_server(
@@ -277,6 +345,7 @@ def proxy(
         host,
         port,
         log_level,
+        graceful=Budget.of(sidecar=False).graceful,
         access_log=False,
         server_header=False,  # the upstream's Server and Date headers pass through
         date_header=False,

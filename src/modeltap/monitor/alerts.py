@@ -63,9 +63,9 @@ def smtp_settings(workspace: Path) -> SmtpSettings | None:
     file: dict[str, Any] = {}
     ws_file = Path(workspace) / "workspace.yml"
     if ws_file.exists():
-        from modeltap.config import _read_yaml
+        from modeltap.yamlfile import read_yaml
 
-        raw = _read_yaml(ws_file, "workspace file").get("smtp") or {}
+        raw = read_yaml(ws_file, "workspace file").get("smtp") or {}
         if not isinstance(raw, dict):
             raise ConfigError("must be a mapping", field="smtp", source=str(ws_file))
         unknown = set(raw) - _SMTP_KEYS

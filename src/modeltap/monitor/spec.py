@@ -13,9 +13,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from modeltap.config import _check_keys, _mapping, _read_yaml, parse_bool
+from modeltap.config import _check_keys, _mapping, parse_bool
 from modeltap.errors import ConfigError
 from modeltap.monitor.thresholds import AUTO, DEFAULTS, METRICS, SIGNAL_TYPES, parse_thresholds
+from modeltap.yamlfile import read_yaml
 
 __all__ = [
     "AUTO",
@@ -135,7 +136,7 @@ def load_monitor(path: str | os.PathLike[str]) -> MonitorSpec:
 
 def _load(file: Path) -> MonitorSpec:
     src = str(file)
-    raw = _read_yaml(file, "monitor file")
+    raw = read_yaml(file, "monitor file")
     notes: list[str] = []
     _check_keys(raw, _TOP | _TOP_IGNORED, "monitor", src)
     notes += [f"{k}: not used locally" for k in raw if k in _TOP_IGNORED - {"$schema"}]

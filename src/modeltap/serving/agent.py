@@ -11,16 +11,16 @@ worker thread posts every collected frame here:
     trace-id: <payload id>    ce-<other>: from the correlation context's headers
 
 Each post becomes a Record in the same pipeline as Collector.collect(). Bad requests
-get a 4xx naming the problem; the agent never dies from a request (R5.4).
+get a 4xx naming the problem; the agent never dies from a request (R5.4). Memory stays
+bounded: bodies over `max_body` get 413, headers over `max_header_bytes` 431, and both
+count in the buffer's byte estimate.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
-from typing import Any
 
 import orjson
 from starlette.types import Receive, Scope, Send
@@ -30,18 +30,30 @@ from modeltap.context import new_id
 from modeltap.errors import BufferFullError, CollectionDisabledError
 from modeltap.layout import validate_name
 from modeltap.metrics import METRICS_PATH, MetricsApp, watch
-from modeltap.record import JSON, Record
+from modeltap.record import JSON, Record, content_range
 from modeltap.runtime import Runtime
-from modeltap.serving.payload import record_call
+from modeltap.serving.payload import json_body, record_call
 from modeltap.serving.relay import ENV_RELAY_SOCKET, Call, RelayReceiver
+from modeltap.serving.shutdown import drain_seconds
 
-__all__ = ["AGENT_PATH", "DEFAULT_MAX_BODY", "ENV_MAX_BODY", "AgentApp", "create_agent_app"]
+__all__ = [
+    "AGENT_PATH",
+    "DEFAULT_MAX_BODY",
+    "DEFAULT_MAX_HEADER_BYTES",
+    "ENV_MAX_BODY",
+    "ENV_MAX_HEADER_BYTES",
+    "AgentApp",
+    "create_agent_app",
+]
 
 log = logging.getLogger(__name__)
 
 AGENT_PATH = "/modeldata/log"
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
 ENV_MAX_BODY = "MODELTAP_AGENT_MAX_BODY"
+# The SDK sends ~10 short headers plus a context's own; 64 KiB leaves room for many.
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+ENV_MAX_HEADER_BYTES = "MODELTAP_AGENT_MAX_HEADER_BYTES"
 _TYPE_PREFIX = "azureml.inference."
 _OWN_HEADERS = {
     "ce-type",
@@ -73,11 +85,16 @@ class AgentApp:
     """A pure ASGI app. `runtime` supplies the enabled collections and the pipeline."""
 
     def __init__(
-        self, runtime: Runtime, max_body: int = DEFAULT_MAX_BODY, relay_socket: str | None = None
+        self,
+        runtime: Runtime,
+        max_body: int = DEFAULT_MAX_BODY,
+        relay_socket: str | None = None,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
     ):
         """relay_socket: also record the calls serve's workers relay there (serving/relay.py)."""
         self.runtime = runtime
         self.max_body = max_body
+        self.max_header_bytes = max_header_bytes
         self.relay_socket = relay_socket
         self._relay: RelayReceiver | None = None
         self._collections: dict[str, str] = {}  # ce-type header -> its enabled collection
@@ -101,15 +118,16 @@ class AgentApp:
                 raise Rejected(404, f"unknown path {scope['path']!r}; post to {AGENT_PATH}")
             if scope["method"] != "POST":
                 raise Rejected(405, f"method {scope['method']} not allowed; use POST")
-            headers = _headers(scope)
+            headers, header_bytes = self._headers(scope)
             body = await self._body(receive, headers)
-            self._accept(headers, body)
+            self._accept(headers, body, header_bytes)
             await send(_ACCEPTED_START)  # constant messages: uvicorn only reads them
             await send(_ACCEPTED_BODY)
         except Rejected as exc:
             await _respond(send, exc.status, orjson.dumps({"error": exc.reason}))
-        except Exception as exc:  # never die from a request
+        except Exception as exc:  # never die from a request; the record it carried is counted
             log.exception("agent: unexpected error")
+            self.runtime.pipeline.count_dropped(1, exc)
             await _respond(send, 500, orjson.dumps({"error": f"{type(exc).__name__}: {exc}"}))
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -117,17 +135,37 @@ class AgentApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 if self.relay_socket:
-                    self._relay = RelayReceiver(self.relay_socket, self._record_call)
+                    self._relay = RelayReceiver(
+                        self.relay_socket, self._record_call, self._relayed_call_lost
+                    )
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._relay is not None:
                     self._relay.close()
-                self.runtime.pipeline.close()
+                self.runtime.pipeline.close(drain_seconds())
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     def _record_call(self, call: Call) -> None:
         record_call(self.runtime, call)
+
+    def _relayed_call_lost(self, exc: BaseException) -> None:
+        names = self.runtime.deployment.collections
+        self.runtime.pipeline.count_dropped(len({"request", "response"} & set(names)), exc)
+
+    def _headers(self, scope: Scope) -> tuple[dict[str, str], int]:
+        """The headers (names lowercased, as ASGI servers hand them over) and their size;
+        431 past max_header_bytes: they are kept with the record, so they cost memory."""
+        size = 0
+        headers = {}
+        for key, value in scope["headers"]:
+            size += len(key) + len(value)
+            headers[key.decode("latin-1")] = value.decode("latin-1")
+        if size > self.max_header_bytes:
+            raise Rejected(
+                431, f"headers of {size} bytes are over the limit of {self.max_header_bytes}"
+            )
+        return headers, size
 
     async def _body(self, receive: Receive, headers: dict[str, str]) -> bytes:
         declared = headers.get("content-length")
@@ -155,21 +193,24 @@ class AgentApp:
                 return b"".join(chunks)
             chunks.append(chunk)
 
-    def _accept(self, headers: dict[str, str], body: bytes) -> None:
+    def _accept(self, headers: dict[str, str], body: bytes, header_bytes: int = 0) -> None:
         event_type = headers.get("ce-type")
         deployment = self.runtime.deployment
         collection = self._collections.get(event_type) if event_type else None
         if collection is None:
             collection = self._collection(event_type)
         record_time = _time(headers.get("ce-time"))
-        correlation_id = headers.get("ce-x-request-id") or headers.get("trace-id")
+        correlation_id = _text(headers.get("ce-x-request-id") or headers.get("trace-id"))
         if not correlation_id:
             correlation_id = new_id()
         if len(correlation_id) > 256 or not correlation_id.isprintable():
             raise Rejected(400, "header ce-x-request-id must be printable and at most 256 chars")
-        content_type = headers.get("content-type", "application/octet-stream").split(";")[0]
-        extra = {k[3:]: v for k, v in headers.items() if k[:3] == "ce-" and k not in _OWN_HEADERS}
-        if content_type == "application/json":
+        given_type = headers.get("content-type", "application/octet-stream")
+        content_type = given_type.split(";")[0].strip().lower()  # media types ignore case
+        extra = {
+            k[3:]: _text(v) for k, v in headers.items() if k[:3] == "ce-" and k not in _OWN_HEADERS
+        }
+        if content_type == "application/json" or content_type.endswith("+json"):
             data = _json(body)
         else:
             # The SDK's compact format (df.to_string()) and other bodies: keep them as text.
@@ -190,8 +231,11 @@ class AgentApp:
             content_type=content_type,
             extra={"headers": extra} if extra else None,
         )
+        if len(data) != len(body):  # stored escaped (text) or trimmed: the range of what came
+            record.extra = {**(record.extra or {}), "contentrange": content_range(len(body))}
         try:
-            self.runtime.pipeline.submit(record, len(data) + 256)
+            # What the record holds in the buffer: its data and the headers it keeps.
+            self.runtime.pipeline.submit(record, len(data) + 256 + header_bytes)
         except BufferFullError as exc:
             raise Rejected(503, str(exc)) from None
         except CollectionDisabledError as exc:
@@ -220,9 +264,15 @@ class AgentApp:
         return collection
 
 
-def _headers(scope: Scope) -> dict[str, str]:
-    # ASGI servers hand header names over lowercased (the spec says so).
-    return {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+def _text(value: str | None) -> str | None:
+    """A header value (read as ISO-8859-1) as the text meant: UTF-8 when its bytes are,
+    as serve reads x-request-id, so ids join across collections."""
+    if value is None or value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeDecodeError:
+        return value
 
 
 def _time(value: str | None) -> float:
@@ -239,47 +289,16 @@ def _time(value: str | None) -> float:
 
 
 def _json(body: bytes) -> bytes:
-    """The body as one line of JSON, or Rejected (400) when it is not valid JSON."""
-    if _simdjson is not None and not body.startswith(_BOM):
-        # A full validating parse that builds no Python objects: ~4x faster than
-        # orjson.loads on a 1000x20 frame. simdjson is at least as strict as orjson (UTF-8,
-        # numbers out of range) except for a leading BOM, checked above; on a rejection
-        # orjson decides, so a body orjson takes (e.g. an integer over 64 bits) is taken.
-        parser = _parser()
-        try:
-            parser.parse(body)
-        except Exception:  # orjson below gives the verdict and the message
-            pass
-        else:
-            if b"\n" in body or b"\r" in body:
-                return orjson.dumps(orjson.loads(body))
-            return body.strip()
+    """The body as one line of JSON, or Rejected (400) when it is not valid JSON. Valid
+    JSON too deep to read back inside a line (1024 levels) is kept as text."""
+    data = json_body(body)
+    if data is not None:
+        return data
     try:
-        parsed: Any = orjson.loads(body)
+        orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise Rejected(400, f"body is not valid JSON: {exc}") from None
-    # Lines hold one JSON value without line breaks; re-encode only when needed.
-    if b"\n" in body or b"\r" in body:
-        return orjson.dumps(parsed)
-    return body.strip()
-
-
-_BOM = b"\xef\xbb\xbf"
-_local = threading.local()
-_simdjson: Any
-try:
-    import simdjson as _simdjson  # pysimdjson; optional so a broken wheel only costs speed
-except ImportError:  # pragma: no cover - depends on the environment
-    _simdjson = None
-
-
-def _parser() -> Any:
-    """One simdjson parser per thread (a parser is not thread-safe; it keeps its buffers)."""
-    parser = getattr(_local, "parser", None)
-    if parser is None:
-        assert _simdjson is not None
-        parser = _local.parser = _simdjson.Parser()
-    return parser
+    return orjson.dumps(body.decode())
 
 
 async def _respond(send: Send, status: int, body: bytes) -> None:
@@ -303,5 +322,11 @@ def create_agent_app() -> AgentApp:
     from modeltap import runtime
 
     max_body = int(os.environ.get(ENV_MAX_BODY) or DEFAULT_MAX_BODY)
+    max_headers = int(os.environ.get(ENV_MAX_HEADER_BYTES) or DEFAULT_MAX_HEADER_BYTES)
     relay_socket = os.environ.get(ENV_RELAY_SOCKET) or None
-    return AgentApp(runtime.current(), max_body=max_body, relay_socket=relay_socket)
+    return AgentApp(
+        runtime.current(),
+        max_body=max_body,
+        relay_socket=relay_socket,
+        max_header_bytes=max_headers,
+    )

@@ -25,14 +25,20 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-import modeltap
 from modeltap import runtime
 from modeltap.context import current_request_id, new_id
 from modeltap.errors import BadRequestError
 from modeltap.metrics import METRICS_PATH, MetricsApp
-from modeltap.serving.payload import SCOPE_REQUEST_ID, PayloadLogger
+from modeltap.serving.limits import BodyLimit
+from modeltap.serving.payload import (
+    SCOPE_REQUEST_ID,
+    PayloadLogger,
+    decode_request_id,
+    header_text,
+)
 from modeltap.serving.relay import ENV_RELAY_SOCKET
 from modeltap.serving.scoring import Scorer, ScoreScript
+from modeltap.serving.shutdown import finish_worker, watch_platform_sdk
 from modeltap.tabular import dumps
 
 __all__ = ["REQUEST_ID_HEADER", "create_app", "error_response"]
@@ -50,11 +56,8 @@ def _request_id(request: Request) -> str:
     chosen = request.scope.get(SCOPE_REQUEST_ID)
     if chosen is not None:  # payload logging already chose it (and checked it)
         return str(chosen)
-    given = request.headers.get(REQUEST_ID_HEADER, "").strip()
-    # Ids become JSON values and headers: keep them printable and bounded.
-    if given and len(given) <= 200 and given.isprintable():
-        return given
-    return new_id()
+    raw = dict(request.scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"")
+    return decode_request_id(raw) or new_id()  # UTF-8 (else ISO-8859-1), printable, bounded
 
 
 def _call_with_id(scorer: Scorer, request_id: str, arguments: dict[str, Any]) -> Any:
@@ -66,17 +69,17 @@ def _call_with_id(scorer: Scorer, request_id: str, arguments: dict[str, Any]) ->
 
 
 def _to_response(result: Any, request_id: str) -> Response:
-    headers = {REQUEST_ID_HEADER: request_id}
+    headers = {REQUEST_ID_HEADER: header_text(request_id)}  # echoed as UTF-8
     if type(result) in _JSON_TYPES:  # the common case first
         return Response(dumps(result), media_type="application/json", headers=headers)
     if isinstance(result, Response):
-        result.headers[REQUEST_ID_HEADER] = request_id
+        result.headers[REQUEST_ID_HEADER] = header_text(request_id)
         return result
     if _is_werkzeug_response(result):  # AMLResponse, or a Flask response
         from modeltap.serving.aml_api import to_starlette
 
         response = to_starlette(result)
-        response.headers[REQUEST_ID_HEADER] = request_id
+        response.headers[REQUEST_ID_HEADER] = header_text(request_id)
         return response
     if isinstance(result, bytes | bytearray):
         return Response(bytes(result), media_type="application/octet-stream", headers=headers)
@@ -93,7 +96,7 @@ def _is_werkzeug_response(result: Any) -> bool:
 
 def error_response(status: int, message: str, request_id: str | None = None) -> Response:
     """`{"message": ..., "error": ...}`: the platform's field and modeltap's, same text."""
-    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+    headers = {REQUEST_ID_HEADER: header_text(request_id)} if request_id else None
     body = orjson.dumps({"message": message, "error": message})
     return Response(body, status, media_type="application/json", headers=headers)
 
@@ -123,6 +126,7 @@ def create_app(script: Scorer | None = None, *, configure: bool = True) -> Starl
         if configure and os.environ.get(runtime.ENV_DEPLOYMENT):
             runtime.current()  # configure collection before init() makes collectors
         scorer.load()
+        watch_platform_sdk()  # count the posts of azureml.ai.monitoring that fail
         # The model, pandas and everything init() made live as long as the worker: keep
         # them out of the cyclic GC's full passes, which otherwise stall requests (5-50 ms).
         gc.freeze()
@@ -130,8 +134,8 @@ def create_app(script: Scorer | None = None, *, configure: bool = True) -> Starl
         try:
             yield
         finally:
-            if configure:
-                modeltap.shutdown()
+            if configure:  # the SDK's queue into the sidecar, then modeltap's pipeline
+                finish_worker()
 
     async def health(request: Request) -> Response:
         return PlainTextResponse("Healthy")
@@ -142,7 +146,7 @@ def create_app(script: Scorer | None = None, *, configure: bool = True) -> Starl
         try:
             arguments = scorer.arguments(request.scope, body)
             if arguments is None:  # OPTIONS: the platform answers 200, empty
-                return Response(b"", headers={REQUEST_ID_HEADER: request_id})
+                return Response(b"", headers={REQUEST_ID_HEADER: header_text(request_id)})
             if scorer.run_is_async:
                 token = current_request_id.set(request_id)
                 try:
@@ -175,7 +179,8 @@ def create_app(script: Scorer | None = None, *, configure: bool = True) -> Starl
                 PayloadLogger,
                 paths=("/score",),
                 relay_socket=os.environ.get(ENV_RELAY_SOCKET) or None,
-            )
+            ),
+            Middleware(BodyLimit),  # inside payload logging: a 413 is logged too
         ],
         routes=[
             Route("/", health, methods=["GET"]),

@@ -6,6 +6,10 @@ Bodies stream through in both directions; headers and status codes pass unchange
 (less hop-by-hop headers). When the upstream cannot be reached the caller gets a
 502 naming it. The proxy answers two paths itself, never forwarded or logged:
 `/-/modeltap/health` and `/-/modeltap/metrics` (Prometheus; `/metrics` is the upstream's).
+
+Only scoring calls are logged, as serve logs only `/score`: by default the scoring paths
+of common model servers (DEFAULT_LOG_PATHS); `--log-path` names others (`*` matches any
+characters, `/` too), so health checks and `GET /swagger.json` stay out of the data.
 """
 
 from __future__ import annotations
@@ -23,12 +27,30 @@ import modeltap
 from modeltap import runtime
 from modeltap.metrics import PROXY_METRICS_PATH, MetricsApp
 from modeltap.serving.payload import PayloadLogger
+from modeltap.serving.shutdown import drain_seconds
 
-__all__ = ["ENV_UPSTREAM", "HEALTH_PATH", "ProxyApp", "create_proxy_app"]
+__all__ = [
+    "DEFAULT_LOG_PATHS",
+    "ENV_LOG_PATHS",
+    "ENV_UPSTREAM",
+    "HEALTH_PATH",
+    "ProxyApp",
+    "create_proxy_app",
+]
 
 log = logging.getLogger(__name__)
 
 ENV_UPSTREAM = "MODELTAP_UPSTREAM"
+ENV_LOG_PATHS = "MODELTAP_PROXY_LOG_PATHS"  # one pattern a line
+# Scoring calls of the source platform's server, KServe v1/v2 (MLServer, Triton, ...),
+# TorchServe and MLflow/SageMaker-style servers.
+DEFAULT_LOG_PATHS = (
+    "/score",
+    "/v1/models/*:predict",
+    "/v2/models/*/infer",
+    "/predictions/*",
+    "/invocations",
+)
 HEALTH_PATH = "/-/modeltap/health"  # answered by the proxy itself, never forwarded or logged
 _HOP_BY_HOP = {
     b"connection",
@@ -135,7 +157,7 @@ class ProxyApp:
                 if self.client is not None:
                     await self.client.aclose()
                 with contextlib.suppress(Exception):
-                    modeltap.shutdown()
+                    modeltap.shutdown(drain_seconds())
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -145,4 +167,6 @@ def create_proxy_app() -> PayloadLogger:
     upstream = os.environ.get(ENV_UPSTREAM)
     if not upstream:
         raise RuntimeError(f"{ENV_UPSTREAM} is not set: start the proxy with `modeltap proxy`")
-    return PayloadLogger(ProxyApp(upstream), paths=None, skip=(HEALTH_PATH, PROXY_METRICS_PATH))
+    given = [p for p in os.environ.get(ENV_LOG_PATHS, "").splitlines() if p]
+    paths = tuple(given) if given else DEFAULT_LOG_PATHS
+    return PayloadLogger(ProxyApp(upstream), paths=paths, skip=(HEALTH_PATH, PROXY_METRICS_PATH))

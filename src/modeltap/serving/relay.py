@@ -59,6 +59,7 @@ class Call:
     error: str | None
     request_body: bytes
     response_body: bytes
+    refused: str | None = None  # why the request body was not accepted (over the limit)
 
 
 def encode(call: Call) -> bytes:
@@ -75,6 +76,7 @@ def encode(call: Call) -> bytes:
             call.response_type,
             call.latency_ms,
             call.error,
+            call.refused,
             len(call.request_body),
             len(call.response_body),
         )
@@ -91,7 +93,7 @@ def decode(data: bytes) -> Iterator[Call]:
         if end < 0:
             raise ValueError(f"relay frame at byte {pos} has no header line")
         try:
-            (rid, at, path, method, rtype, status, stype, latency, error, nreq, nresp) = (
+            (rid, at, path, method, rtype, status, stype, latency, error, refused, nreq, nresp) = (
                 orjson.loads(view[pos:end])
             )
         except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
@@ -112,6 +114,7 @@ def decode(data: bytes) -> Iterator[Call]:
             error,
             bytes(view[start : start + nreq]),
             bytes(view[start + nreq : pos]),
+            refused,
         )
 
 
@@ -204,9 +207,16 @@ class RelayReceiver:
     """Sidecar side: a thread receiving datagrams on `path` and handing each call to
     `handle`. A datagram that is not frames is logged and skipped; serving goes on."""
 
-    def __init__(self, path: str | os.PathLike[str], handle: Callable[[Call], None]):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        handle: Callable[[Call], None],
+        on_lost: Callable[[BaseException], None] | None = None,
+    ):
+        """on_lost(error): a call that `handle` could not record (to count its records)."""
         self.path = Path(path)
         self.handle = handle
+        self.on_lost = on_lost
         self.path.unlink(missing_ok=True)  # a socket left by a killed sidecar
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
@@ -240,8 +250,10 @@ class RelayReceiver:
             self.received += 1
             try:
                 self.handle(call)
-            except Exception:  # one call must not stop the relay
+            except Exception as exc:  # one call must not stop the relay; counted
                 log.exception("modeltap: relayed call %s not recorded", call.request_id)
+                if self.on_lost is not None:
+                    self.on_lost(exc)
 
     def close(self, timeout: float = 10.0) -> None:
         """Take what is queued, then stop (the workers stopped sending before)."""
