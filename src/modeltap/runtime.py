@@ -26,6 +26,7 @@ from modeltap.config import (
 )
 from modeltap.errors import CollectionDisabledError, ConfigError
 from modeltap.pipeline import Pipeline, Route
+from modeltap.redact import compile_rules
 from modeltap.storage.base import Storage
 from modeltap.storage.registry import open_datastore
 
@@ -59,6 +60,7 @@ class Runtime:
     def __init__(self, deployment: DeploymentSettings, workspace: WorkspaceSettings):
         self.deployment = deployment
         self.workspace = workspace
+        self.redactors = compile_rules(deployment.redact)  # collection -> its rules (R13.1)
         self._drop_listeners: list[Callable[[int, BaseException], None]] = []
         stores: dict[str, Storage] = {}
         routes: dict[str, Route] = {}
@@ -165,6 +167,8 @@ def configure(
             rolling_rate=rolling_rate,
             sampling_rate=sampling_rate,
             model_version=model_version,
+            redact=pipeline.pop("redact", None),
+            retention=pipeline.pop("retention", None),
             pipeline=pipeline,
             datastores=set(ws.datastores),
         )

@@ -1,0 +1,385 @@
+"""A collection's rules, compiled once, applied to what is collected before the pipeline
+accepts it (SPEC R13.1): tables from collect(), JSON bodies from the agent and payload
+logging, the text of a body, a query string, an error message.
+
+Names in drop/hash/mask match columns, and JSON object fields at any depth, in any case;
+a split table (`{"columns": [...], "data": [[...]]}`, MLflow's dataframe_split) has its
+columns matched too. Values not named by a rule are left as they are, except that
+`patterns` scrub every text value.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hmac
+import os
+import re
+import sys
+import urllib.parse
+from collections.abc import Callable, Mapping
+from typing import IO, Any
+
+import orjson
+
+from modeltap.errors import ConfigError
+from modeltap.redact._detect import scrubber
+from modeltap.redact._settings import WHERE, CollectionRules, RedactSettings
+
+__all__ = ["MIN_KEY_LENGTH", "Redactor", "compile_rules", "hash_value", "load_key"]
+
+MIN_KEY_LENGTH = 16
+_DROP: Any = object()  # the action of a dropped name
+_MASK = re.compile(r"^(first|last)(\d+)$")
+_SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+Action = Callable[[Any], Any]
+
+
+def value_text(value: Any) -> str | None:
+    """The text a value is hashed or masked as; None for a missing value. 42, 42.0 and
+    "42" give the same text, so an id hashes alike whatever type a table gave it."""
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
+    if kind is float:
+        if value != value:  # NaN
+            return None
+        return str(int(value)) if value.is_integer() else repr(value)
+    if value is None:
+        return None
+    if kind is dict or kind is list:
+        return orjson.dumps(value, option=_SORTED, default=str).decode()
+    pd = sys.modules.get("pandas")
+    if pd is not None and (value is pd.NA or value is pd.NaT):
+        return None
+    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        return value_text(item())
+    return str(value)
+
+
+def hash_value(value: Any, key: bytes) -> str | None:
+    """HMAC-SHA256 of the value's text under key, as 64 hex digits (None stays None)."""
+    text = value_text(value)
+    if text is None:
+        return None
+    return hmac.digest(key, text.encode(), "sha256").hex()
+
+
+def _masker(style: str) -> Action:
+    match = _MASK.match(style)
+    side, keep = (match[1], int(match[2])) if match else ("last", 0)  # "all"
+
+    def mask(value: Any) -> Any:
+        text = value_text(value)
+        if text is None:
+            return None
+        if len(text) <= keep:  # a value no longer than what is kept is masked whole
+            return "*" * len(text)
+        if side == "last":
+            return "*" * (len(text) - keep) + text[len(text) - keep :]
+        return text[:keep] + "*" * (len(text) - keep)
+
+    return mask
+
+
+def load_key(env: str) -> bytes:
+    """The HMAC key from the environment variable `env`, or a ConfigError (never showing it)."""
+    value = os.environ.get(env, "")
+    where = f"{WHERE}.hash_key_env"
+    if not value.strip():
+        raise ConfigError(
+            f"environment variable {env} is not set; it must hold the key of the hash rules "
+            "(the same on every replica, e.g. made once with `openssl rand -hex 32`)",
+            field=where,
+        )
+    if len(value) < MIN_KEY_LENGTH:
+        raise ConfigError(
+            f"environment variable {env} holds a key of {len(value)} characters; "
+            f"use at least {MIN_KEY_LENGTH} (e.g. `openssl rand -hex 32`)",
+            field=where,
+        )
+    return value.encode()
+
+
+def compile_rules(settings: RedactSettings | None) -> dict[str, Redactor]:
+    """A Redactor for each collection with rules (the key read once, here)."""
+    if settings is None or not settings.collections:
+        return {}
+    needs_key = any(rules.uses_key for rules in settings.collections.values())
+    key = load_key(settings.hash_key_env) if needs_key and settings.hash_key_env else None
+    return {name: Redactor(rules, key) for name, rules in settings.collections.items()}
+
+
+class Redactor:
+    """One collection's rules, compiled. Thread-safe: it keeps no state between calls
+    other than a small cache of table layouts."""
+
+    def __init__(self, rules: CollectionRules, key: bytes | None = None):
+        if rules.uses_key and key is None:
+            raise ValueError("hash rules need a key")
+        self.rules = rules
+        self._key = key
+        actions: dict[str, Any] = {}
+        for name in rules.drop:
+            actions[name.lower()] = _DROP
+        for name in rules.hash:
+            actions[name.lower()] = self.hash
+        for name, style in rules.mask:
+            actions[name.lower()] = _masker(style)
+        self._actions = actions
+        self._scrub = scrubber(rules.patterns) if rules.patterns else None
+        self._paths: list[tuple[Any, Action | None]] = []
+        if rules.paths:
+            from modeltap.redact._paths import compile_path
+
+            for path, action in rules.paths:
+                self._paths.append((compile_path(path), self._path_action(action)))
+        self._walks = bool(actions or self._scrub)
+        self._layouts: dict[tuple[Any, ...], _Layout] = {}
+
+    def _path_action(self, action: str) -> Action | None:
+        if action == "drop":
+            return None
+        return self.hash if action == "hash" else _masker(action)
+
+    def hash(self, value: Any) -> Any:
+        assert self._key is not None
+        return hash_value(value, self._key)
+
+    def scrub(self, text: str) -> str:
+        """text with what the patterns find replaced (as it is without patterns)."""
+        return self._scrub(text) if self._scrub is not None else text
+
+    # -- JSON values ----------------------------------------------------------------------
+
+    def value(self, obj: Any) -> Any:
+        """A JSON-like value (dicts, lists, scalars) with the rules applied; containers
+        are rebuilt, the value given is not changed."""
+        out = self._walk(obj) if self._walks else _copy(obj) if self._paths else obj
+        for path, action in self._paths:
+            out = apply_path(path, out, action)
+        return out
+
+    def _walk(self, obj: Any) -> Any:
+        kind = type(obj)
+        if kind is str:
+            return self._scrub(obj) if self._scrub is not None else obj
+        if kind is dict:
+            return self._object(obj)
+        if kind is list:
+            return [self._walk(item) for item in obj]
+        return obj
+
+    def _object(self, obj: dict[Any, Any]) -> dict[Any, Any]:
+        split = _split_columns(obj)
+        actions = self._actions
+        out = {}
+        for key, value in obj.items():
+            action = actions.get(key.lower() if type(key) is str else str(key).lower())
+            if action is _DROP:
+                continue
+            if split is not None and key in ("columns", "data"):
+                out[key] = self._split(split, key, value)
+            else:
+                out[key] = self._walk(value) if action is None else action(value)
+        return out
+
+    def _split(self, columns: list[str], key: str, value: list[Any]) -> list[Any]:
+        """The columns or rows of a split table, with the column rules applied."""
+        actions = [self._actions.get(name.lower()) for name in columns]
+        kept = [i for i, action in enumerate(actions) if action is not _DROP]
+        if key == "columns":
+            return [columns[i] for i in kept]
+        steps = [(i, actions[i] or self._walk) for i in kept]
+        return [[step(row[i]) for i, step in steps if i < len(row)] for row in value]
+
+    # -- bodies ---------------------------------------------------------------------------
+
+    def drops(self, media: str) -> bool:
+        """Whether drop_bodies names this content type."""
+        if not self.rules.drop_bodies:
+            return False
+        media = media.split(";")[0].strip().lower()
+        kind = media.split("/")[0] + "/*"
+        return any(t in (media, kind, "*/*") for t in self.rules.drop_bodies)
+
+    def body(self, data: bytes, media: str) -> bytes:
+        """JSON bytes (a body, or a text held as a JSON string) with the rules applied;
+        `null` when drop_bodies names the type, or when it cannot be read back."""
+        if self.drops(media):
+            return b"null"
+        if not self._walks and not self._paths:
+            return data
+        try:
+            parsed = orjson.loads(data)
+        except orjson.JSONDecodeError:  # e.g. an integer beyond 64 bits: keep nothing
+            return b"null"
+        return orjson.dumps(self.value(parsed))
+
+    def payload(
+        self, data: bytes | IO[bytes], kind: str, media: str, extra: dict[str, Any]
+    ) -> tuple[Any, str, dict[str, Any]]:
+        """A logged request's or response's (data, kind, extra) with the rules applied:
+        the body (see docs/privacy.md for which bodies), the query string, the error."""
+        extra = dict(extra)
+        if isinstance(extra.get("path"), str):
+            extra["path"] = self.query(extra["path"])
+        if isinstance(extra.get("error"), str):
+            extra["error"] = self.scrub(extra["error"])
+        if kind == "json":
+            if self.drops(media):
+                return b"null", "json", {**extra, "redacted": "body"}
+            assert isinstance(data, bytes)
+            return self.body(data, media), kind, extra
+        textual = _textual(media)
+        on_disk = not isinstance(data, bytes | bytearray)
+        unread = on_disk and textual and (self._walks or bool(self._paths))
+        if self.drops(media) or unread:
+            if on_disk:
+                data.close()  # type: ignore[union-attr]
+            why = "body" if not unread else "body over blob_threshold, not inspected"
+            return b"null", "json", {**extra, "redacted": why}
+        return data, kind, extra
+
+    def query(self, path: str) -> str:
+        """A path's query string with the rules applied to its parameters."""
+        base, mark, query = path.partition("?")
+        if not mark or not self._walks:
+            return path
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        out = []
+        for name, value in pairs:
+            action = self._actions.get(name.lower())
+            if action is _DROP:
+                continue
+            new = self.scrub(value) if action is None else action(value)
+            out.append((name, "" if new is None else str(new)))
+        if out == pairs:
+            return path
+        return f"{base}?{urllib.parse.urlencode(out)}"
+
+    # -- tables ---------------------------------------------------------------------------
+
+    def table(self, data: Any) -> tuple[bytes, str] | None:
+        """The rows of a table collect() was given, redacted, as JSON (and its data type),
+        or None when no rule can touch it (the caller then collects it as usual).
+        TypeError for what is not a table, as collect() gives."""
+        from modeltap import tabular
+
+        pd = sys.modules.get("pandas")
+        if pd is not None and isinstance(data, pd.DataFrame):
+            layout = self._layout(data)
+            if layout is None:
+                return None
+            # the rows as the writer would make them (record._data_bytes -> tabular)
+            rows = data.to_numpy(dtype=object).tolist()
+            return tabular.dumps(self._rows(layout, rows)), tabular.PANDAS_TYPE
+        if hasattr(data, "to_pylist") and type(data).__module__.startswith("pyarrow"):
+            return tabular.dumps(self.value(data.to_pylist())), tabular.PYARROW_TYPE
+        if hasattr(data, "to_dicts") and type(data).__module__.startswith("polars"):
+            return tabular.dumps(self.value(data.to_dicts())), tabular.POLARS_TYPE
+        tabular.snapshot(data)  # raises the TypeError naming the type
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _layout(self, frame: Any) -> _Layout | None:
+        columns = frame.columns
+        names = tuple(columns)
+        layout = self._layouts.get(names)
+        if layout is not None:
+            return layout if layout.active or _may_hold_text(frame) else None
+        if len(set(names)) < len(names):
+            from modeltap import tabular
+
+            tabular.snapshot(frame)  # raises the error naming the repeated columns
+        actions = [self._actions.get(str(name).lower()) for name in names]
+        kept = [(i, a) for i, a in enumerate(actions) if a is not _DROP]
+        layout = _Layout(
+            [names[i] for i, _ in kept],
+            kept,
+            any(a is not None for a in actions) or bool(self._paths),
+        )
+        if len(self._layouts) < 64:
+            self._layouts[names] = layout
+        if not layout.active and not _may_hold_text(frame):
+            return None
+        return layout
+
+    def _rows(self, layout: _Layout, rows: list[list[Any]]) -> list[Any]:
+        walk, kept, names = self._walk, layout.kept, layout.names
+        scan = self._scrub is not None
+        out = []
+        for row in rows:
+            values = []
+            for i, action in kept:
+                value = row[i]
+                if action is not None:
+                    value = action(value)
+                else:
+                    kind = type(value)
+                    if (scan and kind is str) or kind is dict or kind is list:
+                        value = walk(value)
+                values.append(value)
+            out.append(dict(zip(names, values, strict=True)))
+        for path, action in self._paths:
+            out = apply_path(path, out, action)
+        return out
+
+
+class _Layout:
+    """How the rules meet one frame layout: the columns kept, each with its action."""
+
+    __slots__ = ("active", "kept", "names")
+
+    def __init__(self, names: list[Any], kept: list[tuple[int, Action | None]], active: bool):
+        self.names = names
+        self.kept = kept
+        self.active = active  # a column is named by a rule, or there are path rules
+
+
+def _may_hold_text(frame: Any) -> bool:
+    """Whether a frame has a column that can hold text or nested values (patterns and
+    field names inside them matter); plain numbers, booleans and times cannot."""
+    try:
+        return not all(b.dtype.kind in "biufcmM" for b in frame._mgr.blocks)
+    except AttributeError:  # pragma: no cover - other pandas versions
+        return True
+
+
+def _split_columns(obj: Mapping[Any, Any]) -> list[str] | None:
+    columns, data = obj.get("columns"), obj.get("data")
+    if (
+        type(columns) is list
+        and type(data) is list
+        and all(type(name) is str for name in columns)
+        and all(type(row) is list for row in data)
+    ):
+        return columns
+    return None
+
+
+def _textual(media: str) -> bool:
+    media = media.split(";")[0].strip().lower()
+    return media.startswith("text/") or media.endswith(("/json", "+json"))
+
+
+def _copy(obj: Any) -> Any:
+    kind = type(obj)
+    if kind is dict:
+        return {k: _copy(v) for k, v in obj.items()}
+    if kind is list:
+        return [_copy(v) for v in obj]
+    return obj
+
+
+def apply_path(path: Any, data: Any, action: Action | None) -> Any:
+    from modeltap.redact._paths import apply_path as apply
+
+    return apply(path, data, action)
