@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from modeltap import retention
 from modeltap.assets import Catalog
 from modeltap.config import (
     ENV_WORKSPACE,
@@ -83,6 +84,7 @@ class Runtime:
                 )
             )
         self.stores = stores
+        retention.remember(workspace.root, deployment)  # for `modeltap retention apply`
         spool_dir = Path(deployment.pipeline.spool_dir or "spool")
         if not spool_dir.is_absolute():
             spool_dir = workspace.root / spool_dir

@@ -19,9 +19,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from modeltap.cli import data, serving
+    from modeltap.cli import data, privacy, serving
 
-    for command in (*serving.COMMANDS, *data.COMMANDS):
+    for command in (*serving.COMMANDS, *data.COMMANDS, *privacy.COMMANDS):
         main.add_command(command)
 
 
