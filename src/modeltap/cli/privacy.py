@@ -177,16 +177,18 @@ def erase_command(
         key = redact.load_key(hash_key_env)
         texts |= {str(redact.hash_value(v, key)) for v in values}
     target = erase.Target(frozenset(correlation_ids), id_column, frozenset(texts))
-    verb = "would " if dry_run else ""
+    rewrite, delete = ("would rewrite", "would delete") if dry_run else ("rewrote", "deleted")
     for report in erase.erase_sources(sources, target, workspace=workspace, dry_run=dry_run):
         for path in report.cleaned:
-            click.echo(f"{report.label}: {verb}delete {path} (an earlier erase replaced it)")
+            click.echo(f"{report.label}: {delete} {path} (an earlier erase replaced it)")
         for c in report.changes:
             what = f"{plural(c.lines, 'line')}" + (f", {plural(c.rows, 'row')}" if c.rows else "")
             if c.payloads:
                 what += f", {plural(len(c.payloads), 'payload object')}"
-            done = f"-> {c.replacement}" if c.replacement else "deleted (nothing left)"
-            click.echo(f"{report.label}: {c.path} {done} ({what} removed)")
+            if c.replacement:
+                click.echo(f"{report.label}: {rewrite} {c.path} -> {c.replacement} (-{what})")
+            else:
+                click.echo(f"{report.label}: {delete} {c.path} (-{what}: nothing left)")
         click.echo(
             f"modeltap: {report.label}: {'would erase' if dry_run else 'erased'} "
             f"{plural(report.lines, 'line')} and "
