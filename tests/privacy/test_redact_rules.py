@@ -305,6 +305,9 @@ def test_json_paths_drop_hash_or_mask():
     assert body["customer"]["address"] == "1 Main St"  # the caller's value is not changed
     root = rules(paths=["$"])
     assert root.body(b'{"a":1}', "application/json") == b"null"
+    # a text body has nothing inside to select (and is not parsed as JSON text)
+    assert r.body(b'"{\\"customer\\": 1}"', "text/plain") == b'"{\\"customer\\": 1}"'
+    assert root.body(b'"text"', "text/plain") == b"null"
 
 
 def test_bodies_and_query_strings():

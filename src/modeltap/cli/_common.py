@@ -89,9 +89,11 @@ def load_settings(deployment_file: Path, workspace: Path | None) -> tuple[Deploy
     """Validated settings (printing their notes), exported for the server's processes."""
     from modeltap import runtime
     from modeltap.config import ENV_WORKSPACE, load_deployment, load_workspace
+    from modeltap.redact import compile_rules
 
     ws = load_workspace(workspace)
     settings = load_deployment(deployment_file, ws)
+    compile_rules(settings.redact)  # a missing hash key stops here, not in each worker
     for note in settings.notes:
         click.echo(f"modeltap: note: {note}", err=True)
     os.environ[runtime.ENV_DEPLOYMENT] = str(settings.file)

@@ -67,6 +67,7 @@ def serve(
       curl -X POST localhost:5001/score -d '{"data": [[5.1, 3.5, 1.4, 0.2]]}'
     """
     from modeltap.errors import ConfigError
+    from modeltap.redact import access_log_config
     from modeltap.serving.app import ENV_MODEL_DIR, ENV_SCRIPT, ENV_THREADS
 
     settings, ws_root = load_settings(deployment_file, workspace)
@@ -105,7 +106,11 @@ def serve(
         if sidecar.relay_socket is not None:
             os.environ[ENV_RELAY_SOCKET] = str(sidecar.relay_socket)
     try:
-        run_server("modeltap.serving.app:create_app", host, port, log_level, workers=workers)
+        # with redaction rules, request lines are logged without their query strings
+        quiet = {"log_config": access_log_config()} if settings.redact.collections else {}
+        run_server(
+            "modeltap.serving.app:create_app", host, port, log_level, workers=workers, **quiet
+        )
     finally:
         if sidecar is not None:
             sidecar.stop()

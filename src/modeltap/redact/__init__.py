@@ -21,14 +21,17 @@ from modeltap.redact._apply import (
     load_key,
     value_text,
 )
+from modeltap.redact._logging import QueryStringFilter, access_log_config
 from modeltap.redact._settings import DETECTORS, CollectionRules, RedactSettings, parse_redact
 
 __all__ = [
     "DETECTORS",
     "MIN_KEY_LENGTH",
     "CollectionRules",
+    "QueryStringFilter",
     "RedactSettings",
     "Redactor",
+    "access_log_config",
     "compile_rules",
     "hash_value",
     "load_key",

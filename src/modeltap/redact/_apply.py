@@ -17,11 +17,12 @@ import re
 import sys
 import urllib.parse
 from collections.abc import Callable, Mapping
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
 from modeltap.errors import ConfigError
+from modeltap.record import JSON
 from modeltap.redact._detect import scrubber
 from modeltap.redact._settings import WHERE, CollectionRules, RedactSettings
 
@@ -225,7 +226,7 @@ class Redactor:
         return orjson.dumps(self.value(parsed))
 
     def payload(
-        self, data: bytes | IO[bytes], kind: str, media: str, extra: dict[str, Any]
+        self, data: Any, kind: str, media: str, extra: dict[str, Any]
     ) -> tuple[Any, str, dict[str, Any]]:
         """A logged request's or response's (data, kind, extra) with the rules applied:
         the body (see docs/privacy.md for which bodies), the query string, the error."""
@@ -234,19 +235,18 @@ class Redactor:
             extra["path"] = self.query(extra["path"])
         if isinstance(extra.get("error"), str):
             extra["error"] = self.scrub(extra["error"])
-        if kind == "json":
+        if kind == JSON:
             if self.drops(media):
-                return b"null", "json", {**extra, "redacted": "body"}
-            assert isinstance(data, bytes)
+                return b"null", JSON, {**extra, "redacted": "body"}
             return self.body(data, media), kind, extra
         textual = _textual(media)
         on_disk = not isinstance(data, bytes | bytearray)
         unread = on_disk and textual and (self._walks or bool(self._paths))
         if self.drops(media) or unread:
             if on_disk:
-                data.close()  # type: ignore[union-attr]
+                data.close()
             why = "body" if not unread else "body over blob_threshold, not inspected"
-            return b"null", "json", {**extra, "redacted": why}
+            return b"null", JSON, {**extra, "redacted": why}
         return data, kind, extra
 
     def query(self, path: str) -> str:

@@ -22,6 +22,10 @@ def compile_path(text: str) -> Any:
 def apply_path(path: Any, data: Any, action: Callable[[Any], Any] | None) -> Any:
     """data with every value the path selects dropped (action None) or replaced by
     action(value); the root itself, when selected, becomes None or action(root)."""
+    if not isinstance(data, dict | list):  # a text or number: nothing inside to select
+        # (and the library would parse a str as JSON text)
+        selects_root = str(path).strip() == "$"
+        return data if not selects_root else None if action is None else action(data)
     matches = list(path.finditer(data))
     if not matches:
         return data

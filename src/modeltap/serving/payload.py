@@ -270,6 +270,8 @@ def _submit(
         if kind == BLOB and (media.startswith("text/") or media == "application/json"):
             data, kind = orjson.dumps(raw.decode("utf-8", "replace")), JSON
         size += len(raw)
+    if (redactor := rt.redactors.get(collection)) is not None:  # before a record holds it
+        data, kind, extra = redactor.payload(data, kind, media, extra)
     record = Record(
         collection,
         data,
