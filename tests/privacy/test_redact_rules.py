@@ -366,3 +366,29 @@ def test_tables_are_redacted_as_the_writer_would_encode_them():
         r.table({"a": [1]})
     with pytest.raises(ValueError, match="repeated"):
         r.table(pd.DataFrame([[1, 2]], columns=["a", "a"]))
+
+
+def test_a_frame_nothing_matches_is_encoded_byte_for_byte_as_the_writer_does():
+    from modeltap import tabular
+
+    frame = pd.DataFrame(
+        {
+            "f": [0.5, float("nan"), 1e300],
+            "i": [1, 2, 3],
+            "b": [True, False, True],
+            "o": ["a", None, "c"],
+            "s": pd.array(["x", None, "z"], dtype="str"),
+            "cat": pd.Categorical(["u", "v", "u"]),
+            "I": pd.array([1, None, 3], dtype="Int64"),
+            "dt": pd.to_datetime(
+                ["2026-01-01", None, "2026-01-03 04:05:06.123456789"], format="ISO8601"
+            ),
+            "tz": pd.to_datetime(["2026-01-01"] * 3).tz_localize("Europe/Paris"),
+            "td": pd.to_timedelta([1, 2, 3], unit="s"),
+            "nested": [{"k": "v"}, [1, 2], None],
+            "B": pd.array([True, None, False], dtype="boolean"),
+            "u8": [1, 2, 3],
+        }
+    ).astype({"u8": "uint8"})
+    data, _ = rules(patterns=["email"], hash=["absent"]).table(frame)
+    assert data == tabular.encode_frames([frame])[0]

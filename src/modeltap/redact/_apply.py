@@ -26,10 +26,10 @@ from modeltap.record import JSON
 from modeltap.redact._detect import scrubber
 from modeltap.redact._settings import WHERE, CollectionRules, RedactSettings
 
-__all__ = ["MIN_KEY_LENGTH", "Redactor", "compile_rules", "hash_value", "load_key"]
+__all__ = ["DROP", "MIN_KEY_LENGTH", "Redactor", "compile_rules", "hash_value", "load_key"]
 
 MIN_KEY_LENGTH = 16
-_DROP: Any = object()  # the action of a dropped name
+DROP: Any = object()  # the action of a dropped name
 _MASK = re.compile(r"^(first|last)(\d+)$")
 _SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 Action = Callable[[Any], Any]
@@ -130,7 +130,7 @@ class Redactor:
         self._key = key
         actions: dict[str, Any] = {}
         for name in rules.drop:
-            actions[name.lower()] = _DROP
+            actions[name.lower()] = DROP
         for name in rules.hash:
             actions[name.lower()] = self.hash
         for name, style in rules.mask:
@@ -144,7 +144,7 @@ class Redactor:
             for path, action in rules.paths:
                 self._paths.append((compile_path(path), self._path_action(action)))
         self._walks = bool(actions or self._scrub)
-        self._layouts: dict[tuple[Any, ...], _Layout] = {}
+        self.layouts: dict[tuple[Any, ...], Any] = {}  # frame columns -> their actions
 
     def _path_action(self, action: str) -> Action | None:
         if action == "drop":
@@ -185,7 +185,7 @@ class Redactor:
         out = {}
         for key, value in obj.items():
             action = actions.get(key.lower() if type(key) is str else str(key).lower())
-            if action is _DROP:
+            if action is DROP:
                 continue
             if split is not None and key in ("columns", "data"):
                 out[key] = self._split(split, key, value)
@@ -196,7 +196,7 @@ class Redactor:
     def _split(self, columns: list[str], key: str, value: list[Any]) -> list[Any]:
         """The columns or rows of a split table, with the column rules applied."""
         actions = [self._actions.get(name.lower()) for name in columns]
-        kept = [i for i, action in enumerate(actions) if action is not _DROP]
+        kept = [i for i, action in enumerate(actions) if action is not DROP]
         if key == "columns":
             return [columns[i] for i in kept]
         steps = [(i, actions[i] or self._walk) for i in kept]
@@ -258,7 +258,7 @@ class Redactor:
         out = []
         for name, value in pairs:
             action = self._actions.get(name.lower())
-            if action is _DROP:
+            if action is DROP:
                 continue
             new = self.scrub(value) if action is None else action(value)
             out.append((name, "" if new is None else str(new)))
@@ -273,15 +273,12 @@ class Redactor:
         or None when no rule can touch it (the caller then collects it as usual).
         TypeError for what is not a table, as collect() gives."""
         from modeltap import tabular
+        from modeltap.redact._tables import frame_rows
 
         pd = sys.modules.get("pandas")
         if pd is not None and isinstance(data, pd.DataFrame):
-            layout = self._layout(data)
-            if layout is None:
-                return None
-            # the rows as the writer would make them (record._data_bytes -> tabular)
-            rows = data.to_numpy(dtype=object).tolist()
-            return tabular.dumps(self._rows(layout, rows)), tabular.PANDAS_TYPE
+            rows = frame_rows(self, data)
+            return None if rows is None else (tabular.dumps(rows), tabular.PANDAS_TYPE)
         if hasattr(data, "to_pylist") and type(data).__module__.startswith("pyarrow"):
             return tabular.dumps(self.value(data.to_pylist())), tabular.PYARROW_TYPE
         if hasattr(data, "to_dicts") and type(data).__module__.startswith("polars"):
@@ -289,68 +286,39 @@ class Redactor:
         tabular.snapshot(data)  # raises the TypeError naming the type
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _layout(self, frame: Any) -> _Layout | None:
-        columns = frame.columns
-        names = tuple(columns)
-        layout = self._layouts.get(names)
-        if layout is not None:
-            return layout if layout.active or _may_hold_text(frame) else None
-        if len(set(names)) < len(names):
-            from modeltap import tabular
+    # -- what the table code needs --------------------------------------------------------
 
-            tabular.snapshot(frame)  # raises the error naming the repeated columns
-        actions = [self._actions.get(str(name).lower()) for name in names]
-        kept = [(i, a) for i, a in enumerate(actions) if a is not _DROP]
-        layout = _Layout(
-            [names[i] for i, _ in kept],
-            kept,
-            any(a is not None for a in actions) or bool(self._paths),
-        )
-        if len(self._layouts) < 64:
-            self._layouts[names] = layout
-        if not layout.active and not _may_hold_text(frame):
-            return None
-        return layout
+    def action(self, name: Any) -> Any:
+        """The action of a column name: None (no rule), DROP, or a function of the value."""
+        return self._actions.get(name.lower() if type(name) is str else str(name).lower())
 
-    def _rows(self, layout: _Layout, rows: list[list[Any]]) -> list[Any]:
-        walk, kept, names = self._walk, layout.kept, layout.names
-        scan = self._scrub is not None
-        out = []
-        for row in rows:
-            values = []
-            for i, action in kept:
-                value = row[i]
-                if action is not None:
-                    value = action(value)
-                else:
-                    kind = type(value)
-                    if (scan and kind is str) or kind is dict or kind is list:
-                        value = walk(value)
-                values.append(value)
-            out.append(dict(zip(names, values, strict=True)))
+    @property
+    def scans(self) -> bool:
+        return self._scrub is not None
+
+    @property
+    def has_paths(self) -> bool:
+        return bool(self._paths)
+
+    def scan_column(self, values: list[Any]) -> list[Any]:
+        """A column's values with text scrubbed and nested values walked."""
+        scrub = self._scrub
+        if scrub is not None and values and all(type(v) is str for v in values):
+            # One scan of the joined column instead of one per value: a match cannot cross
+            # the separator, which no detector's pattern takes.
+            joined = "\x00".join(values)
+            if joined.count("\x00") == len(values) - 1:
+                return scrub(joined).split("\x00")
+        walk = self._walk
+        return [
+            walk(v) if (type(v) is str and scrub is not None) or type(v) in (dict, list) else v
+            for v in values
+        ]
+
+    def apply_paths(self, obj: Any) -> Any:
         for path, action in self._paths:
-            out = apply_path(path, out, action)
-        return out
-
-
-class _Layout:
-    """How the rules meet one frame layout: the columns kept, each with its action."""
-
-    __slots__ = ("active", "kept", "names")
-
-    def __init__(self, names: list[Any], kept: list[tuple[int, Action | None]], active: bool):
-        self.names = names
-        self.kept = kept
-        self.active = active  # a column is named by a rule, or there are path rules
-
-
-def _may_hold_text(frame: Any) -> bool:
-    """Whether a frame has a column that can hold text or nested values (patterns and
-    field names inside them matter); plain numbers, booleans and times cannot."""
-    try:
-        return not all(b.dtype.kind in "biufcmM" for b in frame._mgr.blocks)
-    except AttributeError:  # pragma: no cover - other pandas versions
-        return True
+            obj = apply_path(path, obj, action)
+        return obj
 
 
 def _split_columns(obj: Mapping[Any, Any]) -> list[str] | None:
