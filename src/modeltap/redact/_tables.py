@@ -57,10 +57,9 @@ def frame_rows(redactor: Redactor, frame: Any) -> list[Any] | None:
 def _names(columns: Any) -> tuple[Any, ...]:
     """The column names; pandas 3's str Index iterates slowly (~3 us a name), its arrow
     array converts at once."""
-    array = getattr(columns, "array", None)
-    if isinstance(getattr(array, "dtype", None), sys.modules["pandas"].StringDtype) and hasattr(
-        array, "__arrow_array__"
-    ):
+    array: Any = getattr(columns, "array", None)
+    strings = sys.modules["pandas"].StringDtype
+    if isinstance(getattr(array, "dtype", None), strings) and hasattr(array, "__arrow_array__"):
         return tuple(array.__arrow_array__().to_pylist())
     return tuple(columns)
 
