@@ -45,6 +45,12 @@ class Target:
     values: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
+        # any iterable, or one str; values as the text they are compared as
+        ids, values = self.correlation_ids, self.values
+        ids = frozenset({ids} if isinstance(ids, str) else map(str, ids))
+        texts = {value_text(v) for v in ([values] if isinstance(values, str) else values)}
+        object.__setattr__(self, "correlation_ids", ids)
+        object.__setattr__(self, "values", frozenset(t for t in texts if t is not None))
         if not self.correlation_ids and not (self.column and self.values):
             raise ValueError("give correlation ids, or an id column and its values")
         if bool(self.column) != bool(self.values):
