@@ -33,6 +33,7 @@ DROP: Any = object()  # the action of a dropped name
 _MASK = re.compile(r"^(first|last)(\d+)$")
 _SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 Action = Callable[[Any], Any]
+_NESTED = (str, dict, list)  # what the walk looks into (other values pass as they are)
 
 
 def value_text(value: Any) -> str | None:
@@ -145,6 +146,7 @@ class Redactor:
                 self._paths.append((compile_path(path), self._path_action(action)))
         self._walks = bool(actions or self._scrub)
         self.layouts: dict[tuple[Any, ...], Any] = {}  # frame columns -> their actions
+        self._key_actions: dict[tuple[Any, ...], list[Any]] = {}  # JSON object keys -> actions
 
     def _path_action(self, action: str) -> Action | None:
         if action == "drop":
@@ -176,21 +178,33 @@ class Redactor:
         if kind is dict:
             return self._object(obj)
         if kind is list:
-            return [self._walk(item) for item in obj]
+            walk = self._walk
+            return [walk(item) if type(item) in _NESTED else item for item in obj]
         return obj
 
     def _object(self, obj: dict[Any, Any]) -> dict[Any, Any]:
-        split = _split_columns(obj)
-        actions = self._actions
-        out = {}
-        for key, value in obj.items():
-            action = actions.get(key.lower() if type(key) is str else str(key).lower())
-            if action is DROP:
-                continue
-            if split is not None and key in ("columns", "data"):
-                out[key] = self._split(split, key, value)
-            else:
-                out[key] = self._walk(value) if action is None else action(value)
+        keys = tuple(obj)
+        actions = self._key_actions.get(keys)
+        if actions is None:  # rows of one table share their keys: looked up once
+            actions = [self.action(key) for key in keys]
+            if len(self._key_actions) < 256:
+                self._key_actions[keys] = actions
+        split = _split_columns(obj) if "columns" in obj and "data" in obj else None
+        scrub, walk = self._scrub, self._walk
+        out: dict[Any, Any] = {}
+        for (key, value), action in zip(obj.items(), actions, strict=True):
+            if action is None:
+                kind = type(value)
+                if split is not None and key in ("columns", "data"):
+                    out[key] = self._split(split, key, value)
+                elif kind is str:
+                    out[key] = value if scrub is None else scrub(value)
+                elif kind is dict or kind is list:
+                    out[key] = walk(value)
+                else:
+                    out[key] = value
+            elif action is not DROP:
+                out[key] = action(value)
         return out
 
     def _split(self, columns: list[str], key: str, value: list[Any]) -> list[Any]:
