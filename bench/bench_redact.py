@@ -147,6 +147,7 @@ def main() -> None:
         "modeltap_commit": modeltap_commit(),
         "pinned": args.pin,
         "command": "python " + " ".join(sys.argv),
+        "load_start": round(os.getloadavg()[0], 1),
     }
     runs: list[dict] = []
     names = list(RULES)
@@ -164,10 +165,22 @@ def main() -> None:
                         f"rep {rep} {shape} {name}: p50 {result['p50_us']:.1f} us, "
                         f"cpu {result['cpu_per_record_us']:.1f} us/record"
                     )
+    meta["load_end"] = round(os.getloadavg()[0], 1)
     print(f"### Run {run_id}\n")
     print(
         machine_line(
-            meta, ["cpu_model", "python", "pandas", "numpy", "orjson", "modeltap_commit", "pinned"]
+            meta,
+            [
+                "cpu_model",
+                "python",
+                "pandas",
+                "numpy",
+                "orjson",
+                "modeltap_commit",
+                "pinned",
+                "load_start",
+                "load_end",
+            ],
         )
     )
     print(
