@@ -20,6 +20,7 @@ import logging
 import os
 import posixpath
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,9 @@ from modeltap.storage.base import Storage
 __all__ = ["Change", "Report", "Target", "erase", "erase_sources"]
 
 log = logging.getLogger(__name__)
+
+_THREADS = 8
+_READ_AHEAD = 32
 
 
 @dataclass(frozen=True)
@@ -137,19 +141,22 @@ def _changes(
         report.cleaned.extend(sorted(stale))
     present = set(listed)
     needles = target.needles()
-    for path in files:
-        if path in stale:
-            continue
-        data = storage.get(path)
-        report.scanned += 1
-        if not any(needle in data for needle in needles):
-            continue
-        kept, change = _rewrite(data, target, path, present)
-        if change is None:
-            continue
-        if not dry_run:
-            _commit(storage, path, kept, change)
-        yield change
+    current = [path for path in files if path not in stale]
+    # Objects are fetched a few at a time in parallel (an object store answers each get
+    # in milliseconds); at most _READ_AHEAD of them are held at once.
+    with ThreadPoolExecutor(_THREADS) as pool:
+        for start in range(0, len(current), _READ_AHEAD):
+            chunk = current[start : start + _READ_AHEAD]
+            for path, data in zip(chunk, pool.map(storage.get, chunk), strict=True):
+                report.scanned += 1
+                if not any(needle in data for needle in needles):
+                    continue
+                kept, change = _rewrite(data, target, path, present)
+                if change is None:
+                    continue
+                if not dry_run:
+                    _commit(storage, path, kept, change)
+                yield change
 
 
 def _rewrite(
