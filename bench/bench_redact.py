@@ -213,7 +213,7 @@ def main() -> None:
                     agg([r["caller_cpu_us"] for r in cell], "{:.1f}"),
                     agg(cpu, "{:.1f}"),
                     ratio(statistics.median(cpu), base_cpu),
-                    f"+{statistics.median(cpu) - base_cpu:.1f}" if name != "none" else "-",
+                    f"{statistics.median(cpu) - base_cpu:+.1f}" if name != "none" else "-",
                     agg([r["agent_body_us"] for r in cell], "{:.1f}"),
                 ]
             )
@@ -227,7 +227,7 @@ def main() -> None:
                 "collect() caller CPU p50 (us)",
                 "CPU/record, caller+writer (us)",
                 "vs none",
-                "added CPU/record (us)",
+                "CPU/record change (us)",
                 "agent body (us)",
             ],
             lines,
