@@ -115,11 +115,13 @@ class Catalog:
         collection: str,
         datastore: str,
         path: str,
+        type: str = "uri_folder",
     ) -> Asset:
+        """type: "uri_folder" for a collection, "delta" for its compacted table."""
         return Asset(
             name,
             version,
-            "uri_folder",
+            type,
             endpoint,
             deployment,
             collection,

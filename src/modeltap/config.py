@@ -595,7 +595,7 @@ def load_workspace(root: str | os.PathLike[str] | None = None) -> WorkspaceSetti
     if file.exists():
         src = str(file)
         raw = _read_yaml(file, "workspace file")
-        _check_keys(raw, {"datastores"}, "workspace", src)
+        _check_keys(raw, {"datastores", "smtp"}, "workspace", src)  # smtp: monitor alerts
         for name, spec in _mapping(raw.get("datastores"), "datastores", src).items():
             where = f"datastores.{name}"
             validate_name(str(name), where)

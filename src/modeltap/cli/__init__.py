@@ -19,10 +19,11 @@ def main() -> None:
 
 
 def _register() -> None:
-    from modeltap.cli import data, privacy, serving
+    from modeltap.cli import compact, data, monitor, privacy, serving
 
-    for command in (*serving.COMMANDS, *data.COMMANDS, *privacy.COMMANDS):
+    for command in (*serving.COMMANDS, *data.COMMANDS, *compact.COMMANDS, *privacy.COMMANDS):
         main.add_command(command)
+    main.add_command(monitor.monitor_group)
 
 
 _register()

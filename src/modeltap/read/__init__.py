@@ -18,5 +18,6 @@ from modeltap.read import _parse  # noqa: F401  # isort: skip
 from modeltap.read._join import join
 from modeltap.read._load import SKIPPED, load
 from modeltap.read._source import NotFoundError
+from modeltap.read._spark import spark
 
-__all__ = ["SKIPPED", "NotFoundError", "join", "load"]
+__all__ = ["SKIPPED", "NotFoundError", "join", "load", "spark"]

@@ -17,7 +17,7 @@ import pandas as pd
 
 from modeltap.config import default_workspace
 from modeltap.errors import ModeltapError
-from modeltap.read import _duck
+from modeltap.read import _delta, _duck
 from modeltap.read._gather import Gathered
 from modeltap.read._parse import ENVELOPE, ENVELOPE_FIELDS, Parser, Part
 from modeltap.read._payload import finish_frame, payload_frame
@@ -61,6 +61,7 @@ def load(
     resolve_blobs: bool = ...,
     progress: bool | None = ...,
     exact: bool = ...,
+    delta: bool = ...,
 ) -> pd.DataFrame: ...
 
 
@@ -76,6 +77,7 @@ def load(
     resolve_blobs: bool = ...,
     progress: bool | None = ...,
     exact: bool = ...,
+    delta: bool = ...,
 ) -> Any: ...
 
 
@@ -90,6 +92,7 @@ def load(
     resolve_blobs: bool = False,
     progress: bool | None = None,
     exact: bool = False,
+    delta: bool = True,
 ) -> Any:
     """Read a collection back: one row per data row, with `correlationid`, `time` (UTC)
     and `record_id` (the id of the line the row came from).
@@ -108,6 +111,10 @@ def load(
 
     Files that cannot be read, and lines that are not JSON, are skipped, logged at
     WARNING and counted in `df.attrs["modeltap_skipped"]`.
+
+    A collection compacted by `modeltap compact` is read from its Delta table for the
+    objects the table covers and from the JSON lines for the rest (delta=False reads only
+    the JSON lines). Rows from the table come in time order.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine={engine!r}; allowed: {', '.join(ENGINES)}")
@@ -119,47 +126,112 @@ def load(
     t0, t1 = to_utc(start, "start"), to_utc(end, "end")
     if t0 is not None and t1 is not None and t0 > t1:
         raise ValueError(f"start ({t0.isoformat()}) is after end ({t1.isoformat()})")
-    src = resolve(source, workspace if workspace is not None else default_workspace())
+    ws = workspace if workspace is not None else default_workspace()
+    src = resolve(source, ws)
     try:
-        infos = _objects(src, t0, t1)
-        extra = tuple(c for c in wanted or () if c in _EXTRA)
-        parser = Parser(t0, t1, extra, threads=len(infos) < _THREADS)
-        duck: _duck.DuckRead | None = None
-        if exact or not _use_duckdb(infos):
-            parts = _parse_all(src.storage, infos, parser, progress, src.label)
-        else:
-            try:
-                duck, parts = _read_duckdb(src, infos, parser, wanted, progress)
-            except Exception as exc:  # e.g. no room for the temporary copy: never fatal
-                log.warning("modeltap: reading %s line by line: %s", src.label, exc)
-                log.debug("DuckDB read of %s failed", src.label, exc_info=True)
-                parts = _parse_all(src.storage, infos, parser, progress, src.label)
-        skipped = _report(src, parts)
-        sampled = duck.sampled if duck is not None else []
-        frame = _duckdb_frame(duck, engine, parts)
-        if frame is not None:
-            frame = _select_frame(frame, wanted, src, sampled)
-            if frame.empty:
-                _no_rows(src, t0, t1, infos)
-            frame.attrs[SKIPPED] = skipped
-            return frame
-        rows = _rows(duck, parts)
-        del duck
-        payload = [(p.path, line) for p in parts for line in p.payload]
-        if payload:
-            frame = payload_frame(src, payload, resolve_blobs, skipped)
-            if rows:  # a collection with both rows and payloads: one frame, in time order
-                frame = pd.concat([to_pandas(concat(rows)), frame], ignore_index=True)
-                frame = frame.sort_values("time", kind="stable", ignore_index=True)
-            frame = _select_frame(frame, wanted, src)
-            return finish_frame(frame, engine, skipped, resolve_blobs)
-        table = _select(rows, wanted, src, sampled)
-        del rows, parts
+        table = _delta.find(src.storage, src.prefix, ws) if delta else None
+        if table is not None:
+            from modeltap.read import _compacted
+
+            return _compacted.load(
+                src, table, t0, t1, engine, wanted, resolve_blobs, progress, exact, _json_part
+            )
+        return _load_json(
+            src, _objects(src, t0, t1), t0, t1, engine, wanted, resolve_blobs, progress, exact
+        )
     finally:
         src.storage.close()
+
+
+def _json_part(
+    src: Source,
+    infos: list[ObjectInfo],
+    t0: datetime | None,
+    t1: datetime | None,
+    engine: Engine,
+    wanted: list[str] | None,
+    resolve_blobs: bool,
+    progress: bool | None,
+    exact: bool,
+) -> Any:
+    """load() of the objects given (None lists them: the time range's)."""
+    if infos is None:
+        infos = _objects(src, t0, t1)
+    return _load_json(src, infos, t0, t1, engine, wanted, resolve_blobs, progress, exact)
+
+
+def _load_json(
+    src: Source,
+    infos: list[ObjectInfo],
+    t0: datetime | None,
+    t1: datetime | None,
+    engine: Engine,
+    wanted: list[str] | None,
+    resolve_blobs: bool,
+    progress: bool | None,
+    exact: bool,
+) -> Any:
+    extra = tuple(c for c in wanted or () if c in _EXTRA)
+    parser = Parser(t0, t1, extra, threads=len(infos) < _THREADS)
+    duck: _duck.DuckRead | None = None
+    if exact or not _use_duckdb(infos):
+        parts = _parse_all(src.storage, infos, parser, progress, src.label)
+    else:
+        try:
+            duck, parts = _read_duckdb(src, infos, parser, wanted, progress)
+        except Exception as exc:  # e.g. no room for the temporary copy: never fatal
+            log.warning("modeltap: reading %s line by line: %s", src.label, exc)
+            log.debug("DuckDB read of %s failed", src.label, exc_info=True)
+            parts = _parse_all(src.storage, infos, parser, progress, src.label)
+    skipped = _report(src, parts)
+    sampled = duck.sampled if duck is not None else []
+    frame = _duckdb_frame(duck, engine, parts)
+    if frame is not None:
+        frame = _select_frame(frame, wanted, src, sampled)
+        if frame.empty:
+            _no_rows(src, t0, t1, infos)
+        frame.attrs[SKIPPED] = skipped
+        return frame
+    rows = _rows(duck, parts)
+    del duck
+    payload = [(p.path, line) for p in parts for line in p.payload]
+    if payload:
+        frame = payload_frame(src, payload, resolve_blobs, skipped)
+        if rows:  # a collection with both rows and payloads: one frame, in time order
+            frame = pd.concat([to_pandas(concat(rows)), frame], ignore_index=True)
+            frame = frame.sort_values("time", kind="stable", ignore_index=True)
+        frame = _select_frame(frame, wanted, src)
+        return finish_frame(frame, engine, skipped, resolve_blobs)
+    table = _select(rows, wanted, src, sampled)
+    del rows, parts
     if table.num_rows == 0:
         _no_rows(src, t0, t1, infos)
     return finish_table(table, engine, skipped)
+
+
+def read_objects(
+    src: Source, infos: list[ObjectInfo]
+) -> tuple[Any, list[tuple[str, dict[str, Any]]], dict[str, Any], set[str]]:
+    """Every row of these objects, with no time filter, for the compactor: (an Arrow table
+    of rows with load's columns, or None; payload lines as (object path, line); the report
+    of what was skipped; the paths of objects that could not be read at all)."""
+    parser = Parser(None, None, threads=len(infos) < _THREADS)
+    duck: _duck.DuckRead | None = None
+    if not _use_duckdb(infos):
+        parts = _parse_all(src.storage, infos, parser, False, src.label)
+    else:
+        try:
+            duck, parts = _read_duckdb(src, infos, parser, None, False)
+        except Exception as exc:
+            log.warning("modeltap: reading %s line by line: %s", src.label, exc)
+            parts = _parse_all(src.storage, infos, parser, False, src.label)
+    skipped = _report(src, parts)
+    sampled = duck.sampled if duck is not None else []
+    rows = _rows(duck, parts)
+    table = _select(rows, None, src, sampled) if rows else None
+    payload = [(p.path, line) for p in parts for line in p.payload]
+    failed = {p.path for p in parts if p.error is not None}
+    return table, payload, skipped, failed
 
 
 def _no_rows(src: Source, t0: datetime | None, t1: datetime | None, infos: list[Any]) -> None:

@@ -1,0 +1,133 @@
+"""load() of a compacted collection: the Delta table for the objects it covers, the JSON
+lines for the rest (objects not compacted yet, or that arrived after their partition was),
+one result as if every row had been read from the JSON lines."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from modeltap.read import _delta
+from modeltap.read._parse import ENVELOPE
+from modeltap.read._payload import finish_frame
+from modeltap.read._source import NotFoundError, Source, suggest
+from modeltap.read._tables import SKIPPED, Engine, concat, finish_table, with_columns
+from modeltap.storage.base import ObjectInfo
+
+__all__ = ["load"]
+
+log = logging.getLogger(__name__)
+
+
+def load(
+    src: Source,
+    found: tuple[_delta.TableLocation, bool],
+    t0: datetime | None,
+    t1: datetime | None,
+    engine: Engine,
+    wanted: list[str] | None,
+    resolve_blobs: bool,
+    progress: bool | None,
+    exact: bool,
+    json_part: Callable[..., Any],
+) -> Any:
+    where, whole = found
+    snap = _delta.open_snapshot(where, prefix_covered=not whole)
+
+    def json_only(infos: list[ObjectInfo] | None) -> Any:
+        return json_part(src, infos, t0, t1, engine, wanted, resolve_blobs, progress, exact)
+
+    if snap is None:  # registered, never committed
+        return json_only(None)
+    if snap.payload and resolve_blobs and not whole:
+        return json_only(None)  # stored payloads are found from the objects' folders
+    if whole:
+        rest: list[ObjectInfo] = []
+    else:
+        from modeltap.read._load import _objects
+
+        base = f"{src.prefix}/" if src.prefix else ""
+        infos = _objects(src, t0, t1)
+        rest = [i for i in infos if i.path[len(base) :] not in snap.covered]
+        if len(rest) == len(infos) and not snap.covered:
+            return json_only(infos)
+    log.debug(
+        "modeltap: %s: Delta table version %d, %d object(s) from JSON lines",
+        src.label,
+        snap.version,
+        len(rest),
+    )
+    table = _delta.read_rows(snap, t0, t1, None)
+    if snap.payload:
+        return _payload(snap, table, rest, json_part, src, t0, t1, wanted, engine, progress)
+    skipped: dict[str, Any] = {"lines": 0, "files": [], "partial_files": [], "blobs": []}
+    parts = [table]
+    if rest:
+        more = json_part(src, rest, t0, t1, "arrow", None, False, progress, exact)
+        skipped = _merge_skipped(skipped, more)
+        if more.num_rows or more.num_columns > len(ENVELOPE):
+            parts.append(more.replace_schema_metadata(None))
+    rows = concat(parts) if len(parts) > 1 else parts[0]
+    names = [c for c in rows.column_names if c not in ENVELOPE]
+    if wanted is not None:
+        _check(wanted, names, src, rows.num_rows > 0)
+        names = [c for c in wanted if c not in ENVELOPE]
+    rows = with_columns(rows, [*names, *ENVELOPE])
+    if len(parts) == 1 or rest:
+        rows = rows.sort_by([("time", "ascending")]) if rows.num_rows else rows
+    return finish_table(rows, engine, skipped)
+
+
+def _payload(
+    snap: _delta.Snapshot,
+    table: Any,
+    rest: list[ObjectInfo],
+    json_part: Callable[..., Any],
+    src: Source,
+    t0: datetime | None,
+    t1: datetime | None,
+    wanted: list[str] | None,
+    engine: Engine,
+    progress: bool | None,
+) -> Any:
+    frame = _delta.decode_payload(table)
+    skipped: dict[str, Any] = {"lines": 0, "files": [], "partial_files": [], "blobs": []}
+    if rest:
+        more = json_part(src, rest, t0, t1, "pandas", None, False, progress, False)
+        skipped = _merge_skipped(skipped, more)
+        if len(more):
+            frame = pd.concat([frame, more], ignore_index=True)
+    frame = frame.sort_values("time", kind="stable", ignore_index=True)
+    if wanted is not None:
+        names = [str(c) for c in frame.columns if c not in ENVELOPE]
+        _check(wanted, names, src, len(frame) > 0)
+        frame = frame[[*(c for c in wanted if c not in ENVELOPE), *ENVELOPE]]
+    return finish_frame(frame, engine, skipped, False)
+
+
+def _merge_skipped(skipped: dict[str, Any], part: Any) -> dict[str, Any]:
+    import json
+
+    if isinstance(part, pd.DataFrame):
+        found = part.attrs.get(SKIPPED) or {}
+    else:
+        meta = part.schema.metadata or {}
+        raw = meta.get(SKIPPED.encode())
+        found = json.loads(raw) if raw else {}
+    for key, value in found.items():
+        skipped[key] = skipped.get(key, 0 if key == "lines" else []) + value
+    return skipped
+
+
+def _check(wanted: list[str], known: list[str], src: Source, any_rows: bool) -> None:
+    if not any_rows:
+        return
+    for name in wanted:
+        if name not in known and name not in ENVELOPE:
+            raise NotFoundError(
+                f"no column {name!r} in {src.label}{suggest(name, known, 'columns')}"
+            )
