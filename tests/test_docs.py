@@ -32,6 +32,9 @@ def test_python_examples_run(page, tmp_path, monkeypatch, request):
     monkeypatch.chdir(tmp_path)
     if page.name == "datastores.md":
         use_emulators(page, tmp_path, monkeypatch, request)
+    if page.name == "monitoring.md":  # its examples run the monitor file the page shows
+        [monitor] = [b for b in blocks(page, "yaml") if "create_monitor:" in b]
+        (tmp_path / "monitor.yml").write_text(monitor)
     namespace: dict[str, object] = {"__name__": "__docs__"}
     for code in blocks(page, "python"):
         exec(compile(code, str(page), "exec"), namespace)

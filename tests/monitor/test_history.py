@@ -94,11 +94,14 @@ def test_concurrent_runs_in_one_second_get_distinct_ids(tmp_path):
         with lock:
             ids.append(run_id)
 
-    threads = [threading.Thread(target=one) for _ in range(8)]
+    threads = [threading.Thread(target=one) for _ in range(11)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(set(ids)) == 8
-    assert len(history.runs("m", tmp_path)) == 8
+    assert len(set(ids)) == 11
+    infos = history.runs("m", tmp_path)
+    assert [i.run_id for i in infos][:3] == [f"{ids[0][:16]}-{n}" for n in (11, 10, 9)]
+    # -10 comes after -9 in the table too (not in text order)
+    assert history.results("m", tmp_path)["run_id"].tolist() == [i.run_id for i in infos[::-1]]
     assert not list((tmp_path / "monitoring/m/runs").glob(".*"))  # no locks or temp files left

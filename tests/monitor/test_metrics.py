@@ -205,3 +205,43 @@ def test_false_alarm_rate_at_no_drift_is_at_most_5_percent():
     assert consistent_with_5_percent(chi_alarms, trials), chi_alarms
     assert consistent_with_5_percent(ks_alarms, trials), ks_alarms
     assert not consistent_with_5_percent(gof_alarms, trials), gof_alarms  # miscalibrated
+
+
+def test_auto_threshold_of_a_p_value_is_mean_minus_3_std():
+    from modeltap.monitor.signals import AUTO_CHUNKS, evaluate
+    from modeltap.monitor.spec import SignalSpec
+
+    g = np.random.default_rng(5)
+    ref = pd.DataFrame({"x": g.normal(size=2000)})
+    prod = pd.DataFrame({"x": g.normal(size=500)})
+    signal = SignalSpec(
+        "s",
+        "data_drift",
+        (),
+        None,
+        None,
+        {},
+        {"numerical": {"two_sample_kolmogorov_smirnov_test": "auto"}},
+        True,
+        "signals.s",
+    )
+    [out] = evaluate(signal, LocalEngine(), ref, prod, set()).outcomes
+    x = ref["x"].to_numpy()
+    ps = [stats.ks_2samp(x, c).pvalue for c in np.array_split(x, AUTO_CHUNKS)]
+    assert close(out.threshold, float(np.mean(ps) - 3 * np.std(ps)))
+    assert close(out.value, float(stats.ks_2samp(x, prod["x"]).pvalue))
+    assert out.breached is (out.value < out.threshold)
+
+
+def test_many_categories_keep_every_count_in_metrics_and_30_bars_in_charts():
+    from modeltap.monitor.signals import _categorical_dist
+
+    g = np.random.default_rng(3)
+    ref = pd.DataFrame({"id": g.integers(0, 500, 5000).astype(str)})
+    prod = pd.DataFrame({"id": g.integers(0, 600, 4000).astype(str)})
+    s = LocalEngine().categorical(ref, prod, "id")
+    assert len(s.categories) == 600 and sum(s.ref_counts) == 5000 and sum(s.prod_counts) == 4000
+    dist = _categorical_dist("id", s)
+    assert len(dist["reference"]["categories"]) == 30
+    assert dist["reference"]["categories"][-1] == "(other)"
+    assert sum(dist["reference"]["counts"]) == 5000 and sum(dist["production"]["counts"]) == 4000

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from modeltap.errors import ConfigError
 from modeltap.monitor import history, store
 from modeltap.monitor.run import run_monitor
 from modeltap.monitor.signals import AUTO_CHUNKS
@@ -91,7 +92,7 @@ BAD = [
     (
         "model_inputs:1",
         "model_input:1",
-        "drift_inputs.production_data.input_data.path: no data asset 'my_endpoint-blue-model_input'",
+        "production_data.input_data.path: no data asset 'my_endpoint-blue-model_input'",
     ),
     (
         "lookback_window_offset: P0D",
@@ -261,7 +262,7 @@ def test_reference_as_a_window_of_the_production_asset(steady):
         "input_data: {path: ./training.parquet, type: uri_file}",
         asset + "\n        data_window: {lookback_window_size: P14D, lookback_window_offset: P7D}",
     )
-    with pytest.raises(Exception, match="reference_data.data_window: no rows in"):
+    with pytest.raises(ConfigError, match=r"reference_data\.data_window: no rows in"):
         run_monitor(steady.write(past, "past.yml"), steady.ws, steady.at, notify=False)
     start = (pd.Timestamp(steady.at) - pd.Timedelta(hours=2)).isoformat()
     same = ISSUE_MONITOR.replace(

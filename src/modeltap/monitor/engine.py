@@ -12,6 +12,10 @@ frames:
     chunks(frame, n)                    -> n consecutive row slices (auto thresholds)
     rows(frame), columns(frame)
     performance(frame, truth, prediction, task) -> ClassificationStats | RegressionStats
+
+signals.evaluate(signal, engine, ref, prod, skip) and signals.performance(...) take any
+engine and its frames; run.run_monitor reads pandas frames through modeltap.read for the
+LocalEngine, and store.py writes the results any engine computed.
 """
 
 from __future__ import annotations
@@ -146,11 +150,11 @@ class LocalEngine:
     def categorical(self, ref: Any, prod: Any, column: str) -> CategoricalStats:
         rc = _category_counts(ref[column])
         pc = _category_counts(prod[column])
-        categories = list(rc.index) + [c for c in pc.index if c not in rc.index]
+        categories = rc.index.append(pc.index[~pc.index.isin(rc.index)])
         return CategoricalStats(
             [str(c) for c in categories],
-            [int(rc.get(c, 0)) for c in categories],
-            [int(pc.get(c, 0)) for c in categories],
+            rc.reindex(categories, fill_value=0).astype("int64").tolist(),
+            pc.reindex(categories, fill_value=0).astype("int64").tolist(),
         )
 
     def quality(self, ref: Any, prod: Any, column: str, kind: str) -> QualityStats:
@@ -211,10 +215,7 @@ def _finite_sorted(s: Any) -> NDArray[np.float64]:
 def _category_counts(s: Any) -> Any:
     """Counts per category (as text), most frequent first, ties in text order."""
     counts = s.dropna().astype(str).value_counts()
-    order = sorted(zip(counts.index, counts.to_numpy(), strict=True), key=lambda x: (-x[1], x[0]))
-    import pandas as pd
-
-    return pd.Series([c for _, c in order], index=[k for k, _ in order], dtype="int64")
+    return counts.sort_index().sort_values(ascending=False, kind="stable").astype("int64")
 
 
 _INFERRED = {

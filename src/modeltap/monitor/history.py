@@ -103,7 +103,10 @@ def results(
     empty = rows_table([], "", datetime.now(UTC), "")
     tables = [empty, *(_read(pq, p).cast(empty.schema) for p in paths)]
     frame = pa.concat_tables(tables).to_pandas()
-    frame = frame.sort_values(["run_time", "run_id"], kind="stable", ignore_index=True)
+    # run time, then the -N of runs in one second (as numbers: -10 after -9)
+    seq = frame["run_id"].str.extract(r"-(\d+)$", expand=False).fillna("1").astype("int64")
+    frame = frame.assign(_seq=seq).sort_values(["run_time", "monitor", "_seq"], kind="stable")
+    frame = frame.drop(columns="_seq").reset_index(drop=True)
     assert isinstance(frame, pd.DataFrame)
     return frame[list(COLUMNS)]
 

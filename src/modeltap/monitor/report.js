@@ -1,8 +1,9 @@
 // The report's charts (Chart.js 4, inlined beside this script by report.py).
 const D = JSON.parse(document.getElementById('data').textContent);
 const RED = '#d62728', BLUE = '#1f77b4', GREY = '#9aa5b1', GREEN = '#2ca02c';
-const fmt = v => v === null ? 'n/a' : (Math.abs(v) >= 1000 || (v !== 0 && Math.abs(v) < 0.001)
-  ? v.toExponential(2) : +v.toPrecision(4));
+const compact = new Intl.NumberFormat('en', {notation: 'compact', maximumSignificantDigits: 3});
+const fmt = v => v === null ? 'n/a' : Math.abs(v) >= 1000 ? compact.format(v)
+  : (v !== 0 && Math.abs(v) < 0.001) ? v.toExponential(2) : +v.toPrecision(4);
 const key = r => r.signal + '\u0000' + r.feature;
 const breachedFeatures = new Set(D.results.filter(r => r.breached).map(key));
 function card(parent, title, breached, note) {
@@ -54,19 +55,20 @@ const series = {};
 for (const r of D.history) ((series[r.signal + ' · ' + r.metric] ??= {})[r.feature || r.metric] ??= []).push(r);
 const palette = ['#1f77b4', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#7f7f7f'];
 for (const [title, byFeature] of Object.entries(series)) {
-  const runs = [...new Set(D.history.map(r => r.run_time))].sort();
+  const runs = [...new Set(D.history.map(r => r.run_id))];  // history is in run order
+  const when = Object.fromEntries(D.history.map(r => [r.run_id, r.run_time]));
   const datasets = Object.entries(byFeature).map(([feat, rows], i) => {
-    const at = Object.fromEntries(rows.map(r => [r.run_time, r]));
+    const at = Object.fromEntries(rows.map(r => [r.run_id, r]));
     return {label: feat, data: runs.map(t => at[t] ? at[t].value : null), borderColor: palette[i % palette.length],
       pointBackgroundColor: runs.map(t => at[t] && at[t].breached ? RED : palette[i % palette.length]),
       pointRadius: runs.map(t => at[t] && at[t].breached ? 5 : 3), spanGaps: true};
   });
   const th = Object.values(byFeature)[0];
-  const thAt = Object.fromEntries(th.map(r => [r.run_time, r.threshold]));
+  const thAt = Object.fromEntries(th.map(r => [r.run_id, r.threshold]));
   datasets.push({label: 'threshold', data: runs.map(t => thAt[t] ?? null), borderColor: '#1d2433',
     borderDash: [6, 4], pointRadius: 0, spanGaps: true});
   const breached = Object.values(byFeature).some(rows => rows.some(r => r.breached));
   new Chart(card(hs, title, breached, runs.length + ' run(s)'), {type: 'line',
-    data: {labels: runs.map(t => t.replace('T', ' ').replace('Z', '')), datasets}, options: common});
+    data: {labels: runs.map(id => when[id].replace('T', ' ').replace('Z', '')), datasets}, options: common});
 }
 document.body.dataset.ready = 'true';

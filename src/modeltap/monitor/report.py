@@ -34,6 +34,7 @@ def render(outcome: Any, details: dict[str, Any], workspace: Path) -> str:
     hist = history.results(outcome.monitor, workspace, last=HISTORY_RUNS)
     past = [
         {
+            "run_id": run_id,
             "run_time": t.isoformat().replace("+00:00", "Z"),
             "signal": s,
             "feature": f,
@@ -42,7 +43,8 @@ def render(outcome: Any, details: dict[str, Any], workspace: Path) -> str:
             "threshold": None if math.isnan(th) else th,
             "breached": bool(b),
         }
-        for t, s, f, m, v, th, b in zip(
+        for run_id, t, s, f, m, v, th, b in zip(
+            hist["run_id"],
             hist["run_time"],
             hist["signal"],
             hist["feature"],

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -228,8 +228,8 @@ def _alert(outcome: RunOutcome, spec: MonitorSpec, ws: Path) -> None:
 def _at(at: datetime | str | None) -> datetime:
     import pandas as pd
 
-    if at is None:
-        return datetime.now(UTC).replace(microsecond=0)
+    if at is None:  # the next whole second: rows stamped this second are in the window
+        return datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
     try:
         t = pd.Timestamp(at)
     except ValueError:

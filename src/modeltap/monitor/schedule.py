@@ -156,9 +156,12 @@ def run_schedule(
     stop: threading.Event,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     announce: Callable[[str], None] = log.info,
+    wait: Callable[[float], object] | None = None,
 ) -> int:
     """Call run_once(at) at each time the trigger fires, until `stop` is set (a SIGTERM
-    handler sets it: a run under way finishes first). Returns the number of runs."""
+    handler sets it: a run under way finishes first). Returns the number of runs.
+    now/wait: the clock and the sleep (default: real time, waking early on stop)."""
+    wait = wait or stop.wait
     runs = 0
     while not stop.is_set():
         at = next_run(trigger, now())
@@ -167,7 +170,7 @@ def run_schedule(
             left = (at - now()).total_seconds()
             if left <= 0:
                 break
-            stop.wait(min(left, 60.0))
+            wait(min(left, 60.0))
         if stop.is_set():
             break
         code = run_once(at)

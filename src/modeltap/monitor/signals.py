@@ -32,6 +32,7 @@ __all__ = ["AUTO_CHUNKS", "Outcome", "evaluate", "feature_types", "performance"]
 
 AUTO_CHUNKS = 10  # NannyML's default chunker cuts the reference in 10
 AUTO_STDS = 3.0
+CHART_CATEGORIES = 30  # categories kept in the details JSON; the rest are "(other)"
 _THREADS = 4
 
 
@@ -99,7 +100,12 @@ def evaluate(
         values, dist = compute(ref, prod)
         out = []
         for metric, threshold in chosen.items():
-            t = _auto(engine, ref, metric, compute) if threshold == AUTO else float(threshold)
+            where = f"{signal.where}.metric_thresholds.{kind}.{metric}"
+            t = (
+                _auto(engine, ref, metric, compute, where)
+                if threshold == AUTO
+                else float(threshold)
+            )
             value = values[metric]
             out.append(Outcome(name, kind, metric, value, t, metrics.breached(metric, value, t)))
         return out, dist
@@ -180,12 +186,12 @@ def performance(
     return result
 
 
-def _auto(engine: Engine, ref: Any, metric: str, compute: Compute) -> float:
+def _auto(engine: Engine, ref: Any, metric: str, compute: Compute, where: str) -> float:
     """mean +/- 3 std (ddof=0) of the metric of each reference chunk vs the reference."""
     if engine.rows(ref) < AUTO_CHUNKS * 10:
         raise ConfigError(
             f"auto needs at least {AUTO_CHUNKS * 10} reference rows ({engine.rows(ref)} given)",
-            field="metric_thresholds",
+            field=where,
         )
     values = np.array([compute(ref, chunk)[0][metric] for chunk in engine.chunks(ref, AUTO_CHUNKS)])
     values = values[~np.isnan(values)]
@@ -206,9 +212,16 @@ def _numerical_dist(name: str, s: NumericalStats) -> dict[str, Any]:
 
 
 def _categorical_dist(name: str, s: CategoricalStats) -> dict[str, Any]:
+    """The categories for charts: the first CHART_CATEGORIES (the reference's most frequent,
+    then new ones), the rest summed as "(other)". Metrics use them all."""
+    cats, ref, prod = s.categories, s.ref_counts, s.prod_counts
+    if len(cats) > CHART_CATEGORIES:
+        k = CHART_CATEGORIES - 1
+        cats = [*cats[:k], "(other)"]
+        ref, prod = [*ref[:k], sum(ref[k:])], [*prod[:k], sum(prod[k:])]
     return {
         "feature": name,
         "feature_type": "categorical",
-        "reference": {"categories": s.categories, "counts": s.ref_counts},
-        "production": {"categories": s.categories, "counts": s.prod_counts},
+        "reference": {"categories": cats, "counts": ref},
+        "production": {"categories": cats, "counts": prod},
     }

@@ -7,7 +7,6 @@ is one ConfigError that names the field (`create_monitor.monitoring_signals.<key
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -16,6 +15,7 @@ from typing import Any
 
 from modeltap.config import _check_keys, _mapping, _read_yaml, parse_bool
 from modeltap.errors import ConfigError
+from modeltap.monitor.thresholds import AUTO, DEFAULTS, METRICS, SIGNAL_TYPES, parse_thresholds
 
 __all__ = [
     "AUTO",
@@ -29,55 +29,6 @@ __all__ = [
     "Trigger",
     "load_monitor",
 ]
-
-AUTO = "auto"
-SIGNAL_TYPES = ("data_drift", "prediction_drift", "data_quality", "model_performance")
-_DRIFT = {
-    "numerical": (
-        "jensen_shannon_distance",
-        "normalized_wasserstein_distance",
-        "population_stability_index",
-        "two_sample_kolmogorov_smirnov_test",
-    ),
-    "categorical": (
-        "jensen_shannon_distance",
-        "population_stability_index",
-        "pearsons_chi_squared_test",
-    ),
-}
-_QUALITY = ("null_value_rate", "data_type_error_rate", "out_of_bounds_rate")
-# The metrics each signal type allows, per group (feature type, or ml task).
-METRICS: dict[str, dict[str, tuple[str, ...]]] = {
-    "data_drift": _DRIFT,
-    "prediction_drift": _DRIFT,
-    "data_quality": {"numerical": _QUALITY, "categorical": _QUALITY},
-    "model_performance": {
-        "classification": ("accuracy", "precision", "recall"),
-        "regression": ("mae", "mse", "rmse"),
-    },
-}
-# Thresholds used when a signal sets none for a group.
-_DRIFT_DEFAULTS = {
-    "numerical": {"normalized_wasserstein_distance": 0.1},
-    "categorical": {"jensen_shannon_distance": 0.1},
-}
-DEFAULTS: dict[str, dict[str, dict[str, float]]] = {
-    "data_drift": _DRIFT_DEFAULTS,
-    "prediction_drift": _DRIFT_DEFAULTS,
-    "data_quality": {g: {m: 0.0 for m in _QUALITY} for g in ("numerical", "categorical")},
-    "model_performance": {"classification": {"accuracy": 0.9}, "regression": {"mae": 1.0}},
-}
-_ALIASES = {
-    "chi_squared_test": "pearsons_chi_squared_test",
-    "tabular_classification": "classification",
-    "tabular_regression": "regression",
-}
-_CONTEXT = {
-    "data_drift": "model_inputs",
-    "prediction_drift": "model_outputs",
-    "data_quality": "model_inputs",
-    "model_performance": "model_outputs",
-}
 
 _TOP = {"name", "trigger", "create_monitor"}
 _TOP_IGNORED = {"$schema", "description", "tags", "display_name", "properties", "type"}
@@ -264,7 +215,7 @@ def _signal(
         raise _error("required (the data to compare production with)", f"{where}.reference_data")
     features = _features(raw.get("features"), f"{where}.features", notes)
     override = _override(raw.get("feature_type_override"), f"{where}.feature_type_override")
-    thresholds = _thresholds(
+    thresholds = parse_thresholds(
         kind, raw.get("metric_thresholds"), f"{where}.metric_thresholds", ml_task
     )
     alert = parse_bool(raw.get("alert_enabled", True), f"{where}.alert_enabled")
@@ -351,51 +302,6 @@ def _override(value: Any, where: str) -> dict[str, str]:
             raise _error("must be a list of column names", f"{where}.{kind}")
         out.update({str(n): str(kind) for n in names})
     return out
-
-
-def _thresholds(
-    kind: str, value: Any, where: str, ml_task: str
-) -> dict[str, dict[str, float | str]]:
-    allowed = METRICS[kind]
-    raw = _mapping(value, where, None)
-    out: dict[str, dict[str, float | str]] = {}
-    for group, metrics in raw.items():
-        group = _ALIASES.get(str(group), str(group))
-        if group not in allowed:
-            raise _error(f"unknown group; allowed: {', '.join(allowed)}", f"{where}.{group}")
-        chosen: dict[str, float | str] = {}
-        for metric, threshold in _mapping(metrics, f"{where}.{group}", None).items():
-            name = _ALIASES.get(str(metric), str(metric))
-            at = f"{where}.{group}.{metric}"
-            if name not in allowed[group]:
-                raise _error(
-                    f"unknown metric for {group} features of a {kind} signal; allowed: "
-                    f"{', '.join(allowed[group])}",
-                    at,
-                )
-            chosen[name] = _threshold(threshold, at, kind)
-        out[group] = chosen
-    for group, defaults in DEFAULTS[kind].items():
-        if not out.get(group):
-            out[group] = dict(defaults)
-    if kind == "model_performance":
-        task = ml_task or next((g for g in raw if _ALIASES.get(g, g) in allowed), "classification")
-        out = {_ALIASES.get(task, task): out[_ALIASES.get(task, task)]}
-    return out
-
-
-def _threshold(value: Any, where: str, kind: str) -> float | str:
-    if isinstance(value, str) and value.strip().lower() == AUTO:
-        if kind == "model_performance":
-            raise _error(
-                "auto is not available for model_performance (the reference "
-                "holds labels, not predictions); give a number",
-                where,
-            )
-        return AUTO
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise _error(f"{value!r} is not a threshold; allowed: a number or auto", where)
-    return float(value)
 
 
 def _alert(raw: dict[str, Any]) -> AlertSpec:
