@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from modeltap.erase_table import TableChange, erase_table
 from modeltap.layout import replacement_name, superseded
 from modeltap.record import no_line_breaks
 from modeltap.redact import value_text
@@ -104,6 +105,7 @@ class Report:
     scanned: int = 0  # line files read
     changes: list[Change] = field(default_factory=list)
     cleaned: list[str] = field(default_factory=list)  # superseded objects of an earlier run
+    table: TableChange | None = None  # the collection's compacted table, when it has one
 
     @property
     def lines(self) -> int:
@@ -237,9 +239,31 @@ def erase_sources(
     from modeltap.config import default_workspace
     from modeltap.read._source import resolve
 
+    root = workspace if workspace is not None else default_workspace()
     for text in sources:
-        source = resolve(text, workspace if workspace is not None else default_workspace())
+        source = resolve(text, root)
         try:
-            yield erase(source.storage, source.prefix, target, label=source.label, dry_run=dry_run)
+            found = _table(source.storage, source.prefix, root)
+            if found is not None and found[1]:  # the source is the table itself
+                report = Report(source.label)
+            else:  # the JSON lines first: a compaction meanwhile takes the erased copies
+                report = erase(
+                    source.storage, source.prefix, target, label=source.label, dry_run=dry_run
+                )
+            if found is not None:
+                report.table = erase_table(found[0], target, dry_run=dry_run)
+            yield report
         finally:
             source.storage.close()
+
+
+def _table(storage: Storage, prefix: str, workspace: str | os.PathLike[str]) -> Any:
+    """(TableLocation, whole) of the collection's compacted table, or None (also when the
+    deltalake package, needed only by compacted collections, is not installed)."""
+    try:
+        from modeltap.read import _delta
+
+        _delta.deltalake_module()
+    except ImportError:
+        return None
+    return _delta.find(storage, prefix, workspace)

@@ -22,6 +22,7 @@ __all__ = [
     "RollingRate",
     "WriterId",
     "collection_prefix",
+    "original_name",
     "partition",
     "replacement_name",
     "superseded",
@@ -118,6 +119,13 @@ def replacement_name(path: str) -> str:
     if match:
         return f"{match['base']}.erased-{int(match['generation']) + 1}.jsonl"
     return f"{path.removesuffix('.jsonl')}.erased-1.jsonl"
+
+
+def original_name(path: str) -> str:
+    """The line file an erasure's copy replaces (`a.erased-2.jsonl` -> `a.jsonl`); other
+    paths as they are. A compacted table that covers one covers its copies too."""
+    match = _ERASED.match(path)
+    return f"{match['base']}.jsonl" if match else path
 
 
 def superseded(paths: Iterable[str]) -> set[str]:

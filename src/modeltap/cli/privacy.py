@@ -189,6 +189,16 @@ def erase_command(
                 click.echo(f"{report.label}: {rewrite} {c.path} -> {c.replacement} (-{what})")
             else:
                 click.echo(f"{report.label}: {delete} {c.path} (-{what}: nothing left)")
+        if report.table is not None:
+            t = report.table
+            files = f", {plural(len(t.files), 'data file')} deleted" if t.files else ""
+            click.echo(
+                f"{report.label}: {'would delete' if dry_run else 'deleted'} "
+                f"{plural(t.rows, 'row')} from the compacted table {t.table} "
+                f"(version {t.version}{files})"
+            )
+            for problem in t.problems:
+                click.echo(f"modeltap: warning: {t.table}: {problem}", err=True)
         click.echo(
             f"modeltap: {report.label}: {'would erase' if dry_run else 'erased'} "
             f"{plural(report.lines, 'line')} and "

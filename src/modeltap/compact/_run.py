@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from modeltap.compact import _batch
 from modeltap.errors import ModeltapError
+from modeltap.layout import original_name
 from modeltap.read import _delta
 from modeltap.read._load import read_objects
 from modeltap.read._range import detect_depth, in_range, partition_of
@@ -134,7 +135,7 @@ def _plan(
         if span[1] > horizon:
             waiting += 1
             continue
-        if info.path[len(base) :] in covered:
+        if original_name(info.path[len(base) :]) in covered:  # an erasure's copy too
             continue
         todo.setdefault(folder, (folder, span[0], []))[2].append(info)
     report.waiting = waiting
@@ -212,7 +213,7 @@ def _commit(
     report.rows += data.num_rows
     if snap is None:
         return _delta.open_snapshot(where)
-    snap.covered.update(o for v in manifests.values() for o in v)
+    snap.covered.update(original_name(o) for v in manifests.values() for o in v)
     log.info(
         "modeltap: compact %s: version %d, %d partition(s), %d rows",
         where.label,

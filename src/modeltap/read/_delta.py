@@ -33,6 +33,7 @@ import pyarrow as pa
 
 from modeltap.config import DatastoreSettings, WorkspaceSettings, load_workspace
 from modeltap.errors import ConfigError, ModeltapError, StorageError
+from modeltap.layout import original_name
 from modeltap.read._parse import ENVELOPE, TIME_TYPE
 from modeltap.read._range import period
 from modeltap.storage.base import Storage
@@ -254,6 +255,11 @@ class Snapshot:
     def uri(self, path: str) -> str:
         return f"{self.where.uri.rstrip('/')}/{path}"
 
+    def covers(self, path: str) -> bool:
+        """Whether the rows of this object (relative to the collection) are in the table; a
+        copy an erasure made (`a.erased-1.jsonl`) is covered when its original is."""
+        return original_name(path) in self.covered
+
 
 def open_snapshot(where: TableLocation, prefix_covered: bool = True) -> Snapshot | None:
     """The table's latest version and the objects it covers; None when there is no table."""
@@ -314,11 +320,11 @@ def covered(where: TableLocation, table: Any, partitions: Iterable[str] | None =
     out: set[str] = set()
     if len(paths) <= 1:
         for path in paths:
-            out.update(read(path))
+            out.update(map(original_name, read(path)))
         return out
     with ThreadPoolExecutor(min(_THREADS, len(paths))) as pool:
         for objects in pool.map(read, paths):
-            out.update(objects)
+            out.update(map(original_name, objects))  # an erasure's copies: see covers()
     return out
 
 
