@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import urllib.parse
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from modeltap.erase import Target
     from modeltap.read._delta import Snapshot, TableLocation
 
-__all__ = ["TableChange", "erase_table"]
+__all__ = ["TableChange", "delete_before", "erase_table"]
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,49 @@ def _where(record_id: str, rows: list[int]) -> str:
         return f"record_id = {_quote(record_id)}"
     positions = ", ".join(str(p) for p in sorted(set(rows)))
     return f"(record_id = {_quote(record_id)} AND row_index IN ({positions}))"
+
+
+def delete_before(
+    where: TableLocation, boundary: datetime, *, dry_run: bool = False
+) -> TableChange:
+    """Retention in a compacted table: delete the rows of the table's partitions (date, and
+    hour when it has one) that end at or before `boundary`, and the files that held them."""
+    from modeltap.read import _delta
+
+    change = TableChange(where.label)
+    snap = _delta.open_snapshot(where, prefix_covered=False)
+    if snap is None:
+        return change
+    change.version = snap.version
+    hourly = "hour" in snap.table.metadata().partition_columns
+    day = boundary.strftime("%Y-%m-%d")
+    predicate = f"date < '{day}'"
+    if hourly and boundary.hour:
+        predicate = f"({predicate} OR (date = '{day}' AND hour < {boundary.hour}))"
+    if dry_run:
+        import pyarrow.compute as pc
+
+        when = pc.field("date") < pa_date(boundary)
+        if hourly and boundary.hour:
+            same = (pc.field("date") == pa_date(boundary)) & (pc.field("hour") < boundary.hour)
+            when = when | same
+        change.rows = snap.table.to_pyarrow_dataset().count_rows(filter=when)
+        return change
+    try:
+        metrics = snap.table.delete(predicate)
+    except Exception as exc:
+        raise ModeltapError(f"{where.label}: Delta delete failed: {exc}") from None
+    change.rows = int(metrics.get("num_deleted_rows", 0))
+    if change.rows or metrics.get("num_removed_files"):
+        change.version = int(snap.table.version())
+        change.files = _drop_removed(where, change.version)
+    return change
+
+
+def pa_date(moment: datetime) -> Any:
+    import pyarrow as pa
+
+    return pa.scalar(moment.date(), pa.date32())
 
 
 def _drop_removed(where: TableLocation, version: int) -> list[str]:

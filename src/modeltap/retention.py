@@ -26,9 +26,19 @@ from modeltap.errors import ConfigError, StorageError
 
 if TYPE_CHECKING:
     from modeltap.config import DeploymentSettings, WorkspaceSettings
+    from modeltap.erase_table import TableChange
     from modeltap.storage.base import ObjectInfo, Storage
 
-__all__ = ["Expired", "Policy", "expired", "of_deployment", "policies", "remember", "sweep"]
+__all__ = [
+    "Expired",
+    "Policy",
+    "expired",
+    "of_deployment",
+    "policies",
+    "remember",
+    "sweep",
+    "trim_tables",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS retention (
@@ -160,6 +170,50 @@ def expired(
         Expired(base + folder, end, tuple(i.path for i in infos), sum(i.size for i in infos))
         for folder, (end, infos) in sorted(folders.items(), key=lambda item: item[1][0])
     ]
+
+
+def trim_tables(
+    ws: WorkspaceSettings,
+    chosen: Iterable[Policy],
+    *,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> Iterator[tuple[Policy, TableChange]]:
+    """The same retention in each policy's compacted table, when it has one: the rows of
+    partitions that ended before the retention (the hours of a table of minute partitions
+    once their whole hour has) are deleted, with the data files that held them."""
+    try:
+        from modeltap.read import _delta
+
+        _delta.deltalake_module()
+    except ImportError:  # no deltalake, so no compacted tables were made here
+        return
+    from modeltap.erase_table import delete_before
+    from modeltap.read._range import detect_depth
+    from modeltap.storage.registry import open_datastore
+
+    now = now or datetime.now(UTC)
+    for policy in chosen:
+        settings = ws.datastores.get(policy.datastore)
+        if settings is None:
+            continue  # sweep() names it
+        storage = open_datastore(policy.datastore, settings, ws.root)
+        try:
+            found = _delta.find(storage, policy.path, ws.root)
+            if found is None or found[1]:
+                continue
+            depth = detect_depth(storage, policy.path) or 4
+            yield policy, delete_before(found[0], _floor(now - policy.age, depth), dry_run=dry_run)
+        finally:
+            storage.close()
+
+
+def _floor(moment: datetime, depth: int) -> datetime:
+    """The start of the partition (1 = year ... 5 = minute) that holds moment: every
+    partition that ended at or before moment ends at or before it."""
+    fields = [moment.year, moment.month, moment.day, moment.hour, moment.minute][:depth]
+    y, mo, d, h, mi = [*fields, *(1, 1, 0, 0)[len(fields) - 1 :]][:5]
+    return datetime(y, mo, d, h, mi, tzinfo=UTC)
 
 
 def sweep(

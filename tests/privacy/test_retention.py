@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -152,3 +153,41 @@ def test_unknown_datastore_is_a_one_line_error(tmp_path):
     policy = retention.Policy("gone", "p", "ep", "blue", "c", timedelta(days=1))
     with pytest.raises(modeltap.ConfigError, match="'gone'"):
         list(retention.sweep(load_workspace(ws), [policy]))
+
+
+def test_retention_reaches_the_compacted_table(lake, tmp_path):
+    from modeltap import compact, read
+    from modeltap.record import FRAME, Record
+    from modeltap.tabular import PANDAS_TYPE
+
+    (tmp_path / "deployment.yml").write_text(DEPLOYMENT)
+    rt = modeltap.configure(deployment_file=tmp_path / "deployment.yml", workspace=lake.workspace)
+    now = datetime.now(UTC)
+    for age in (40, 31, 29):
+        at = (now - timedelta(days=age)).timestamp()
+        frame = pd.DataFrame({"age": [age, age]})
+        rt.pipeline.submit(
+            Record(
+                "model_inputs",
+                frame,
+                kind=FRAME,
+                correlation_id=f"d{age}",
+                time_=at,
+                collect_data_type=PANDAS_TYPE,
+            )
+        )
+    assert modeltap.flush(30)
+    modeltap.shutdown()
+    assert compact.compact("ep-blue-model_inputs", workspace=lake.workspace).objects == 3
+
+    dry = CliRunner().invoke(
+        main, ["retention", "apply", "--dry-run", "--workspace", str(lake.workspace)]
+    )
+    assert "would remove 4 rows of ep/blue/model_inputs from the compacted table" in dry.stdout
+    run = CliRunner().invoke(main, ["retention", "apply", "--workspace", str(lake.workspace)])
+    assert run.exit_code == 0, run.output
+    assert "removed 4 rows of ep/blue/model_inputs from the compacted table" in run.stdout
+    df = read.load("ep-blue-model_inputs", workspace=lake.workspace)
+    assert df["age"].tolist() == [29, 29]
+    table = [i.path for i in lake.storage.list(f"{PREFIX}-delta") if i.path.endswith(".parquet")]
+    assert len(table) == 1  # the data files of the expired partitions are gone

@@ -84,6 +84,13 @@ def retention_apply(dry_run: bool, workspace: Path | None, files: tuple[Path, ..
             f"({plural(len(part.objects), 'object')}, {human_size(part.nbytes)}; "
             f"ended {part.end:%Y-%m-%dT%H:%MZ}, retention {_days(policy.age)})"
         )
+    for policy, change in retention.trim_tables(ws, chosen, dry_run=dry_run):
+        if change.rows:
+            files = "" if dry_run else f" ({plural(len(change.files), 'data file')} deleted)"
+            click.echo(
+                f"{verb} {plural(change.rows, 'row')} of {policy.label} from the compacted "
+                f"table {change.table}{files}"
+            )
     click.echo(
         f"modeltap: {verb} {plural(count, 'partition')} ({plural(objects, 'object')}, "
         f"{human_size(nbytes)}) of {plural(len(chosen), 'collection')}",
