@@ -86,10 +86,10 @@ def retention_apply(dry_run: bool, workspace: Path | None, files: tuple[Path, ..
         )
     for policy, change in retention.trim_tables(ws, chosen, dry_run=dry_run):
         if change.rows:
-            files = "" if dry_run else f" ({plural(len(change.files), 'data file')} deleted)"
+            gone = "" if dry_run else f" ({plural(len(change.files), 'data file')} deleted)"
             click.echo(
                 f"{verb} {plural(change.rows, 'row')} of {policy.label} from the compacted "
-                f"table {change.table}{files}"
+                f"table {change.table}{gone}"
             )
     click.echo(
         f"modeltap: {verb} {plural(count, 'partition')} ({plural(objects, 'object')}, "
