@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 
 import httpx
 import pytest
@@ -104,11 +105,18 @@ def test_sdk_agent_and_payload_logging_store_no_raw_value(tmp_path, monkeypatch,
                 headers={"content-type": "image/png", "x-request-id": "png"},
             )
             assert r.status_code == 400
+        # The SDK posts from its own thread: let its records land before the shutdown
+        # (what a shutdown does with records still in the SDK's queue is not tested here).
+        root = store_root(tmp_path / "ws")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+            len(read_lines(root, "model_inputs")) == len(read_lines(root, "model_outputs")) == 3
+        ):
+            time.sleep(0.2)
     finally:
         code = proc.stop()
     assert code == 0, proc.log_path.read_text()
 
-    root = store_root(tmp_path / "ws")
     h = lambda value: hash_value(value, KEY.encode())  # noqa: E731
     ins, outs = read_lines(root, "model_inputs"), read_lines(root, "model_outputs")
     assert len(ins) == len(outs) == 3
