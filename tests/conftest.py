@@ -51,6 +51,16 @@ def fresh_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     collector._reset_for_tests()
 
 
+@pytest.fixture(autouse=True)
+def fresh_read_caches() -> None:
+    """Each test reads its objects itself (summary and tail keep what they scanned)."""
+    from modeltap import summary
+    from modeltap.read import _lines
+
+    summary._SCANS.clear()
+    _lines.SCANNED.clear()
+
+
 def read_lines(root: Path, collection: str | None = None) -> list[dict[str, Any]]:
     """Every JSON line under root (optionally only one collection's), in path order."""
     lines = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -102,19 +103,18 @@ def test_list_assets_counts_lines_times_files_and_partitions(workspace):
 def test_times_come_from_the_first_and_last_partitions_only(workspace, monkeypatch):
     setup(workspace)
     series(T0, 12, timedelta(minutes=30))  # 08:30 ... 14:00: two lines in most hours
-    parsed: list[bytes] = []
-    real = summary._line_time
+    scanned: list[bytes] = []
+    real = summary.time_range
 
-    def spy(raw: bytes) -> datetime | None:
-        if raw:
-            parsed.append(raw)
-        return real(raw)
+    def spy(data: bytes) -> Any:
+        scanned.extend(data.splitlines())
+        return real(data)
 
-    monkeypatch.setattr(summary, "_line_time", spy)
+    monkeypatch.setattr(summary, "time_range", spy)
     s = summary.show_asset(INPUTS, workspace)
     assert s.records == 12 and (s.first, s.last) == (T0, T0 + 11 * timedelta(minutes=30))
-    # 08:30 and 14:00 are alone in their hours: two lines parsed, not twelve
-    assert sorted(json.loads(raw)["correlationid"] for raw in parsed) == ["c000", "c011"]
+    # 08:30 and 14:00 are alone in their hours: two lines' times read, not twelve
+    assert sorted(json.loads(raw)["correlationid"] for raw in scanned) == ["c000", "c011"]
 
 
 def test_lines_without_a_final_newline_blobs_and_loose_files(workspace):

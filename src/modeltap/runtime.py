@@ -55,6 +55,8 @@ _last: Runtime | None = None  # kept after shutdown() so stats() still answers
 _atexit_registered = False
 # Called with every runtime configure() makes, before it collects (modeltap.metrics).
 on_configure: list[Callable[[Runtime], None]] = []
+# Called with the runtime shutdown() has stopped (modeltap.status).
+on_shutdown: list[Callable[[Runtime], None]] = []
 
 
 class Runtime:
@@ -219,6 +221,8 @@ def shutdown(timeout: float = 30.0) -> bool:
         return True
     done = runtime.pipeline.close(timeout)
     _last = runtime
+    for hook in list(on_shutdown):
+        hook(runtime)
     return done
 
 

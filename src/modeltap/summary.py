@@ -6,8 +6,10 @@
         print(s.asset.name, s.records, s.first, s.last)
 
 `modeltap assets list|show` call these functions. A summary lists the collection folder
-once and reads its line files to count records (one line is one record); only the lines
-of the first and last partitions are parsed, for the first and last record times. See
+once and reads its line files to count records (one line is one record); only the times
+of the lines of the first and last partitions are read, for the first and last record
+times. With `max_bytes` (the web page), files past that many bytes, newest first, are not
+read: their records are estimated from their size (`AssetSummary.estimated`). See
 docs/inspecting.md.
 """
 
@@ -16,24 +18,31 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from modeltap.assets import Asset, Catalog
 from modeltap.config import WorkspaceSettings, load_workspace
 from modeltap.errors import ModeltapError
 from modeltap.layout import RollingRate
+from modeltap.read._lines import time_range
 from modeltap.read._load import _THREADS, _progress
-from modeltap.read._parse import _py_time
 from modeltap.read._range import in_range, partition_of
 from modeltap.read._source import _open, find_asset
 from modeltap.storage.base import ObjectInfo, Storage
 
-__all__ = ["AssetSummary", "Partitions", "format_time", "list_assets", "show_asset"]
+__all__ = [
+    "AssetSummary",
+    "PartitionCount",
+    "Partitions",
+    "format_time",
+    "list_assets",
+    "show_asset",
+]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +70,17 @@ class Partitions:
 
 
 @dataclass(frozen=True)
+class PartitionCount:
+    """The records of one partition folder."""
+
+    folder: str  # e.g. "2026/11/25/10"
+    start: datetime
+    end: datetime
+    records: int
+    estimated: bool  # some of its files were not read: counted from their size
+
+
+@dataclass(frozen=True)
 class AssetSummary:
     """One data asset and what its folder holds."""
 
@@ -74,6 +94,8 @@ class AssetSummary:
     last: datetime | None  # latest record time
     partitions: Partitions
     error: str | None = None  # the folder could not be listed (only list_assets reports this)
+    estimated: bool = False  # records include estimates for files not read (max_bytes)
+    by_partition: tuple[PartitionCount, ...] = ()  # oldest first
 
     def as_dict(self, partitions: bool = True) -> dict[str, Any]:
         """JSON-ready fields (times as YYYY-MM-DDTHH:MM:SSZ)."""
@@ -108,12 +130,17 @@ class AssetSummary:
 
 
 def list_assets(
-    workspace: str | os.PathLike[str] | None = None, *, progress: bool | None = None
+    workspace: str | os.PathLike[str] | None = None,
+    *,
+    progress: bool | None = None,
+    max_bytes: int | None = None,
 ) -> list[AssetSummary]:
     """Every registered data asset of the workspace, summarized, in name order.
 
-    Reads every line file of every asset to count lines. An asset whose folder cannot be
-    listed (say its datastore left the workspace file) is kept, with `error` set.
+    Reads every line file of every asset to count lines; with max_bytes, only the first
+    and last partitions and then, newest first, files up to that many bytes per asset (the
+    others are estimated from their size). An asset whose folder cannot be listed (say
+    its datastore left the workspace file) is kept, with `error` set.
     progress: a progress bar on stderr (needs rich); None shows it for many files when
     stderr is a terminal.
     """
@@ -122,7 +149,7 @@ def list_assets(
     stores: dict[str, Storage] = {}
     try:
         plans = [_plan(asset, ws, stores, keep_errors=True) for asset in assets]
-        return _summarize(plans, progress, f"{len(assets)} assets")
+        return _summarize(plans, progress, f"{len(assets)} assets", max_bytes)
     finally:
         for store in stores.values():
             store.close()
@@ -206,24 +233,76 @@ class _Scan:
     lines: int
     first: datetime | None = None
     last: datetime | None = None
+    timed: bool = False  # first and last were looked for
 
 
-def _summarize(plans: list[_Plan], progress: bool | None, label: str) -> list[AssetSummary]:
-    jobs = [(plan, info) for plan in plans for info in plan.files]
+# What each object held, by (location, size): objects are written whole and never changed,
+# so a summary made again (the web page's overview) reads only the objects that are new.
+_SCANS: OrderedDict[tuple[str, int], _Scan] = OrderedDict()
+_SCANS_KEPT = 200_000
+_scans_lock = threading.Lock()
+
+
+def _kept(key: tuple[str, int], timed: bool) -> _Scan | None:
+    with _scans_lock:
+        found = _SCANS.get(key)
+        if found is None or (timed and not found.timed):
+            return None
+        _SCANS.move_to_end(key)
+        return found
+
+
+def _keep(key: tuple[str, int], found: _Scan) -> None:
+    with _scans_lock:
+        _SCANS[key] = found
+        _SCANS.move_to_end(key)
+        while len(_SCANS) > _SCANS_KEPT:
+            _SCANS.popitem(last=False)
+
+
+def _chosen(plan: _Plan, max_bytes: int | None) -> list[ObjectInfo]:
+    """The files to read: all, or the timed ones and then the newest up to max_bytes."""
+    if max_bytes is None:
+        return plan.files
+    chosen = [info for info in plan.files if info.path in plan.timed]
+    spent = sum(info.size for info in chosen)
+
+    def newest_first(info: ObjectInfo) -> tuple[datetime, str]:
+        folder = partition_of(info.path, plan.asset.path)[0]
+        return (plan.partitions[folder][0], info.path)
+
+    for info in sorted(
+        (i for i in plan.files if i.path not in plan.timed), key=newest_first, reverse=True
+    ):
+        if spent + info.size > max_bytes:
+            break
+        chosen.append(info)
+        spent += info.size
+    return chosen
+
+
+def _summarize(
+    plans: list[_Plan], progress: bool | None, label: str, max_bytes: int | None = None
+) -> list[AssetSummary]:
+    jobs = [(plan, info) for plan in plans for info in _chosen(plan, max_bytes)]
 
     def scan(job: tuple[_Plan, ObjectInfo]) -> _Scan:
         plan, info = job
         assert plan.storage is not None
+        timed = info.path in plan.timed
+        key = (plan.storage.url(info.path), info.size)
+        found = _kept(key, timed)
+        if found is not None:
+            return found
         try:
             data = plan.storage.get(info.path)
         except ModeltapError as exc:
             log.warning("modeltap: skipped %s: could not be read: %s", info.path, exc)
             return _Scan(0)
         lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
-        if info.path not in plan.timed:
-            return _Scan(lines)
-        times = [t for t in map(_line_time, data.split(b"\n")) if t is not None]
-        return _Scan(lines, min(times, default=None), max(times, default=None))
+        found = _Scan(lines, *time_range(data), timed=True) if timed else _Scan(lines)
+        _keep(key, found)
+        return found
 
     scans: list[_Scan] = []
     with _progress(len(jobs), progress, label) as advance:
@@ -236,21 +315,38 @@ def _summarize(plans: list[_Plan], progress: bool | None, label: str) -> list[As
                 for found in pool.map(scan, jobs):
                     scans.append(found)
                     advance()
-    by_plan: dict[int, list[_Scan]] = {}
-    for (plan, _info), found in zip(jobs, scans, strict=True):
-        by_plan.setdefault(id(plan), []).append(found)
-    return [_summary(plan, by_plan.get(id(plan), [])) for plan in plans]
+    by_plan: dict[int, dict[str, _Scan]] = {}
+    for (plan, info), found in zip(jobs, scans, strict=True):
+        by_plan.setdefault(id(plan), {})[info.path] = found
+    return [_summary(plan, by_plan.get(id(plan), {})) for plan in plans]
 
 
-def _summary(plan: _Plan, scans: list[_Scan]) -> AssetSummary:
-    firsts = [s.first for s in scans if s.first is not None]
-    lasts = [s.last for s in scans if s.last is not None]
+def _summary(plan: _Plan, scans: dict[str, _Scan]) -> AssetSummary:
+    firsts = [s.first for s in scans.values() if s.first is not None]
+    lasts = [s.last for s in scans.values() if s.last is not None]
     folders = sorted(plan.partitions, key=lambda f: plan.partitions[f])
     newest = folders[-1] if folders else None
+    # Files not read: as many lines as their size holds at the rate of the partition
+    # files read (loose files may be anything).
+    where = {info.path: partition_of(info.path, plan.asset.path)[0] for info in plan.files}
+    sample = [i for i in plan.files if i.path in scans and where[i.path] in plan.partitions]
+    read_bytes = sum(info.size for info in sample)
+    per_byte = sum(scans[i.path].lines for i in sample) / read_bytes if read_bytes else 0.0
+    counts: dict[str, list[float]] = {}  # folder -> [records, estimated files]
+    for info in plan.files:
+        found = scans.get(info.path)
+        folder = where[info.path]
+        count = counts.setdefault(folder, [0.0, 0])
+        count[0] += found.lines if found is not None else info.size * per_byte
+        count[1] += found is None
+    by_partition = tuple(
+        PartitionCount(f, *plan.partitions[f], round(counts[f][0]), bool(counts[f][1]))
+        for f in folders
+    )
     return AssetSummary(
         asset=plan.asset,
         url=plan.url,
-        records=sum(s.lines for s in scans),
+        records=round(sum(c[0] for c in counts.values())),
         files=len(plan.files),
         blobs=plan.blobs,
         bytes=plan.bytes,
@@ -263,14 +359,6 @@ def _summary(plan: _Plan, scans: list[_Scan]) -> AssetSummary:
             rolling_rate=_RATES[newest.count("/") + 1].value if newest is not None else None,
         ),
         error=plan.error,
+        estimated=len(scans) < len(plan.files),
+        by_partition=by_partition,
     )
-
-
-def _line_time(raw: bytes) -> datetime | None:
-    if not raw.strip():
-        return None
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return _py_time(obj.get("time")) if isinstance(obj, dict) else None

@@ -13,28 +13,39 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any
-
-import orjson
 
 from modeltap.assets import Catalog
 from modeltap.config import DEFAULT_DATASTORE, load_workspace
-from modeltap.errors import ConfigError, ModeltapError
+from modeltap.errors import ConfigError
 from modeltap.layout import DEFAULT_ROOT, collection_prefix, validate_name
+from modeltap.read._lines import OLDEST, Key, Line, Reader, by_span, matches, order
 from modeltap.read._load import _THREADS
-from modeltap.read._parse import _py_time
-from modeltap.read._range import MAX_PREFIXES, detect_depth, in_range, partition_of, plan_prefixes
+from modeltap.read._range import (
+    FUTURE_SLACK,
+    MAX_PREFIXES,
+    detect_depth,
+    in_range,
+    plan_prefixes,
+)
 from modeltap.read._source import NotFoundError, Source, _open, suggest
 from modeltap.storage.base import ObjectInfo, Storage
 from modeltap.storage.local import LocalStorage
 
-__all__ = ["Line", "Tail", "open_tail", "parse_collection", "resolve_collection", "tail"]
+__all__ = [
+    "Found",
+    "Line",
+    "Tail",
+    "open_tail",
+    "parse_collection",
+    "resolve_collection",
+    "tail",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,31 +57,6 @@ TAIL_STAGES = (timedelta(hours=1), timedelta(days=1), timedelta(days=31))
 FOLLOW_LOOKBACK = timedelta(minutes=15)
 AHEAD = timedelta(hours=1)
 FOLLOW_LISTINGS = 6
-_OLDEST = datetime.min.replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Line:
-    """One stored line (one record) of a collection."""
-
-    raw: bytes  # as stored, without its newline
-    record: dict[str, Any]  # the parsed line
-    time: datetime | None  # its `time`, None when missing or not a time
-    path: str  # the object it came from
-    index: int  # its line number in that object, from 0
-
-    @property
-    def correlationid(self) -> str | None:
-        value = self.record.get("correlationid")
-        return None if value is None else str(value)
-
-    @property
-    def data(self) -> Any:
-        return self.record.get("data")
-
-
-def _order(line: Line) -> tuple[datetime, str, int]:
-    return (line.time or _OLDEST, line.path, line.index)
 
 
 def parse_collection(text: str) -> tuple[str, str, str]:
@@ -148,17 +134,23 @@ class Tail:
 
     `last(n)` lists the partitions of the last hour, day, month (and only then the whole
     collection) until it has n lines, reading partitions from the newest backwards.
-    `poll()` lists the partitions from FOLLOW_LOOKBACK ago on and returns the lines of
-    objects that were not there at the previous call. Objects are written whole and never
-    changed (every flush writes a new one), so new objects are exactly the new lines.
+    `newest()` and `page()` do the same within a time range; `find()` looks for one
+    correlation id, newest partitions first. `poll()` lists the partitions from
+    FOLLOW_LOOKBACK ago on and returns the lines of objects that were not there at the
+    previous call. Objects are written whole and never changed (every flush writes a new
+    one), so new objects are exactly the new lines.
     """
 
     def __init__(self, source: Source):
         self.source = source
-        self.bad_lines = 0  # lines seen that are not JSON objects (skipped)
+        self._reader = Reader(source.storage, source.prefix)
         self._depth: int | None = None
         self._seen: set[str] | None = None
-        self._cache: dict[str, list[Line]] = {}
+
+    @property
+    def bad_lines(self) -> int:
+        """Lines seen that are not JSON objects (skipped)."""
+        return self._reader.bad_lines
 
     def __enter__(self) -> Tail:
         return self
@@ -176,29 +168,78 @@ class Tail:
 
     def last(self, n: int) -> list[Line]:
         """The newest n lines, oldest first (by time, then object and line order)."""
-        now = datetime.now(UTC)
         if n <= 0:
-            self._seen = {info.path for info in self._window(now)}
+            self._seen = {info.path for info in self._window(datetime.now(UTC))}
             return []
         listed: dict[str, ObjectInfo] = {}
-        depth = self._detect()
         try:
-            if depth is not None:
-                hi = now + AHEAD
-                for back in TAIL_STAGES:
-                    lo = now - back
-                    listed.update((i.path, i) for i in self._list(lo, hi, depth, MAX_PREFIXES))
-                    hi = lo
-                    found = self._newest(listed.values(), n)
-                    # Everything not listed is older than lo.
-                    if len(found) == n and found[0].time is not None and found[0].time >= lo:
-                        return found
-            prefix = self.source.prefix
-            listed.update((i.path, i) for i in in_range(self._all(), prefix, None, None))
-            return self._newest(listed.values(), n)
+            return self._lines(n, None, None, listed, lambda keys: keys)
         finally:
             self._seen = set(listed)
-            self._cache.clear()
+            self._reader.clear()
+
+    def newest(
+        self, n: int, start: datetime | None = None, end: datetime | None = None
+    ) -> list[Line]:
+        """The newest n lines with start <= time < end, oldest first. With a start or an
+        end, lines without a time are left out."""
+        try:
+            return self._lines(n, start, end, {}, lambda keys: keys) if n > 0 else []
+        finally:
+            self._reader.clear()
+
+    def page(
+        self,
+        limit: int,
+        offset: int = 0,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> tuple[list[Line], bool]:
+        """One page of lines, newest first: the `limit` lines after the newest `offset`,
+        and whether older ones follow. Reads only as far back as the page needs, and
+        parses only the page's lines."""
+        chosen = 0
+
+        def newest_first(keys: list[Key]) -> list[Key]:
+            nonlocal chosen
+            chosen = len(keys)
+            return keys[::-1][offset : offset + limit]
+
+        try:
+            lines = self._lines(offset + limit + 1, start, end, {}, newest_first)
+        finally:
+            self._reader.clear()
+        return lines, chosen > offset + limit
+
+    def find(
+        self,
+        correlation_id: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        max_bytes: int | None = None,
+    ) -> Found:
+        """The lines of one correlation id with start <= time < end, oldest first.
+
+        Partitions are searched from the newest backwards; the search ends with the first
+        partition that holds the id, or once `max_bytes` have been read (`Found.stopped_at`
+        then says how far back it got). Only lines containing the id are parsed."""
+        groups, loose = by_span(self._listing(start, end), self.source.prefix)
+        spent = 0
+        found: list[Line] = []
+        for span in [None, *sorted(groups, reverse=True)]:
+            infos = loose if span is None else groups[span]
+            if not infos:
+                continue
+            if max_bytes is not None and spent >= max_bytes and span is not None:
+                return Found(sorted(found, key=order), span[1])
+            datas = self._reader.fetch(infos)
+            spent += sum(map(len, datas))
+            for info, data in zip(infos, datas, strict=True):
+                found.extend(matches(data, correlation_id, info.path, start, end))
+            if found:
+                break
+        return Found(sorted(found, key=order), None)
 
     def poll(self) -> list[Line]:
         """Lines of the objects written since the previous last() or poll(), oldest first.
@@ -209,10 +250,9 @@ class Tail:
         if seen is None:
             return []
         try:
-            lines = self._read([info for info in window if info.path not in seen])
+            return self._reader.lines([info for info in window if info.path not in seen])
         finally:
-            self._cache.clear()
-        return sorted(lines, key=_order)
+            self._reader.clear()
 
     # -- listing --------------------------------------------------------------------------
 
@@ -229,6 +269,14 @@ class Tail:
         if depth is None:  # no partition folders (yet): the whole folder
             return in_range(self._all(), self.source.prefix, None, None)
         return self._list(now - FOLLOW_LOOKBACK, now + AHEAD, depth, FOLLOW_LISTINGS)
+
+    def _listing(self, start: datetime | None, end: datetime | None) -> list[ObjectInfo]:
+        """The line files of partitions overlapping [start, end)."""
+        depth = self._detect()
+        if depth is None or start is None:
+            return in_range(self._all(), self.source.prefix, start, end)
+        hi = end if end is not None else max(datetime.now(UTC), start) + FUTURE_SLACK
+        return self._list(start, hi, depth, MAX_PREFIXES)
 
     def _list(self, lo: datetime, hi: datetime, depth: int, limit: int) -> list[ObjectInfo]:
         """The line files of partitions overlapping [lo, hi), listed partition by partition
@@ -247,62 +295,53 @@ class Tail:
 
     # -- reading --------------------------------------------------------------------------
 
-    def _newest(self, infos: Iterable[ObjectInfo], n: int) -> list[Line]:
-        """Read partitions from the newest backwards until no unread one can hold a line
-        newer than the n-th newest line read."""
-        groups: dict[tuple[datetime, datetime], list[ObjectInfo]] = {}
-        loose: list[ObjectInfo] = []
-        for info in infos:
-            span = partition_of(info.path, self.source.prefix)[1]
-            if span is None:
-                loose.append(info)  # outside partition folders: any time, always read
-            else:
-                groups.setdefault(span, []).append(info)
-        spans = sorted(groups, reverse=True)
-        # later_end[i]: the latest end among spans[i:] (rolling rates may have changed)
-        later_end: list[datetime] = []
-        for start_end in reversed(spans):
-            later_end.append(max(start_end[1], later_end[-1]) if later_end else start_end[1])
-        later_end.reverse()
-        lines = sorted(self._read(loose), key=_order)[-n:]
-        for i, span in enumerate(spans):
-            if len(lines) >= n:
-                cut = lines[0].time
-                if cut is not None and later_end[i] <= cut:
-                    break
-            lines = sorted([*lines, *self._read(groups[span])], key=_order)[-n:]
-        return lines
+    def _lines(
+        self,
+        n: int,
+        start: datetime | None,
+        end: datetime | None,
+        listed: dict[str, ObjectInfo],
+        pick: Callable[[list[Key]], list[Key]],
+    ) -> list[Line]:
+        """The lines `pick` takes of the newest n (keys oldest first), parsed."""
+        while True:
+            lines = self._reader.lines_of(pick(self._newest_within(n, start, end, listed)))
+            if lines is not None:
+                return lines
+            # a chosen line was not a JSON object after all: choose again without it
 
-    def _read(self, infos: list[ObjectInfo]) -> list[Line]:
-        todo = [info for info in infos if info.path not in self._cache]
-        if len(todo) <= 1:
-            parsed = [self._parse(info) for info in todo]
-        else:
-            with ThreadPoolExecutor(min(_THREADS, len(todo))) as pool:
-                parsed = list(pool.map(self._parse, todo))
-        for info, (lines, bad) in zip(todo, parsed, strict=True):
-            self._cache[info.path] = lines
-            self.bad_lines += bad
-        return [line for info in infos for line in self._cache[info.path]]
+    def _newest_within(
+        self,
+        n: int,
+        start: datetime | None,
+        end: datetime | None,
+        listed: dict[str, ObjectInfo],
+    ) -> list[Key]:
+        """List partitions of the last hour, day and month back from `end` (or now), then
+        the rest of the range, until the newest n lines are certain."""
+        now = datetime.now(UTC)
+        depth = self._detect()
+        if depth is not None:
+            top = now if end is None else min(end, now)
+            hi = now + AHEAD if end is None else min(end, now + AHEAD)
+            for back in TAIL_STAGES:
+                lo = top - back if start is None else max(top - back, start)
+                if lo < hi:
+                    listed.update((i.path, i) for i in self._list(lo, hi, depth, MAX_PREFIXES))
+                    hi = lo
+                found = self._reader.choose(listed.values(), n, start, end)
+                # Everything not listed is older than lo, or outside the range.
+                if end is not None and start is not None and lo <= start:
+                    return found
+                if len(found) == n and found[0][0] is not OLDEST and found[0][0] >= lo:
+                    return found
+        listed.update((i.path, i) for i in self._listing(start, end))
+        return self._reader.choose(listed.values(), n, start, end)
 
-    def _parse(self, info: ObjectInfo) -> tuple[list[Line], int]:
-        """The object's lines, and how many of them are not JSON objects (skipped)."""
-        try:
-            data = self.source.storage.get(info.path)
-        except ModeltapError as exc:
-            log.warning("modeltap: skipped %s: could not be read: %s", info.path, exc)
-            return [], 0
-        out = []
-        bad = 0
-        for index, raw in enumerate(data.split(b"\n")):
-            if not raw.strip():
-                continue
-            try:
-                obj = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                obj = None
-            if not isinstance(obj, dict):
-                bad += 1
-                continue
-            out.append(Line(raw, obj, _py_time(obj.get("time")), info.path, index))
-        return out, bad
+
+@dataclass(frozen=True)
+class Found:
+    """What `Tail.find` found: the lines, and where it stopped when it ran out of bytes."""
+
+    lines: list[Line]
+    stopped_at: datetime | None  # partitions before this were not searched (None: all were)

@@ -19,11 +19,12 @@ def main() -> None:
 
 
 def _register() -> None:
-    from modeltap.cli import compact, data, monitor, privacy, serving
+    from modeltap.cli import compact, data, monitor, privacy, serving, ui
 
     for command in (*serving.COMMANDS, *data.COMMANDS, *compact.COMMANDS, *privacy.COMMANDS):
         main.add_command(command)
     main.add_command(monitor.monitor_group)
+    main.add_command(ui.ui_command)
 
 
 _register()

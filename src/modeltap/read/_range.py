@@ -8,6 +8,7 @@ partitions a time range touches instead of everything.
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 from collections.abc import Iterator
@@ -60,6 +61,11 @@ def to_utc(value: TimeLike | None, name: str) -> datetime | None:
 
 def period(dirs: list[str]) -> tuple[datetime, datetime] | None:
     """[start, end) of the partition named by these folders, or None if they are not one."""
+    return _period(tuple(dirs))
+
+
+@functools.lru_cache(maxsize=4096)  # many objects share a partition folder
+def _period(dirs: tuple[str, ...]) -> tuple[datetime, datetime] | None:
     if not 1 <= len(dirs) <= len(_WIDTHS):
         return None
     for part, width in zip(dirs, _WIDTHS, strict=False):
@@ -74,8 +80,12 @@ def period(dirs: list[str]) -> tuple[datetime, datetime] | None:
 
 def partition_of(path: str, prefix: str) -> tuple[str, tuple[datetime, datetime] | None]:
     """(partition folder, its [start, end)) of an object under `prefix`; None outside one."""
-    dirs = path[len(prefix) + 1 if prefix else 0 :].split("/")[:-1]
-    return "/".join(dirs), period(dirs)
+    return _partition_of(path[len(prefix) + 1 if prefix else 0 :].rpartition("/")[0])
+
+
+@functools.lru_cache(maxsize=4096)  # many objects share a partition folder
+def _partition_of(folder: str) -> tuple[str, tuple[datetime, datetime] | None]:
+    return folder, period(folder.split("/")) if folder else None
 
 
 def _at(fields: list[int]) -> datetime:

@@ -76,15 +76,24 @@ class LocalStorage(Storage):
         base = self._path(prefix)
         if not base.is_dir():
             return
-        found = []
-        for dirpath, _dirnames, filenames in os.walk(base):
-            for filename in filenames:
-                if filename.startswith(".") and filename.endswith(".tmp"):
-                    continue  # an object still being written
-                full = Path(dirpath, filename)
-                found.append(
-                    ObjectInfo(full.relative_to(self.root).as_posix(), full.stat().st_size)
-                )
+        found: list[ObjectInfo] = []
+        folders = [(str(base), base.relative_to(self.root).as_posix())]
+        while folders:  # os.scandir, without a Path per file: listings run per page view
+            folder, rel = folders.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:  # gone or unreadable: skipped, as os.walk does
+                continue
+            for entry in entries:
+                path = f"{rel}/{entry.name}" if rel != "." else entry.name
+                try:
+                    if entry.is_dir():
+                        if not entry.is_symlink():  # as os.walk: links to folders not followed
+                            folders.append((entry.path, path))
+                    elif not (entry.name.startswith(".") and entry.name.endswith(".tmp")):
+                        found.append(ObjectInfo(path, entry.stat().st_size))
+                except OSError:  # removed while listing
+                    continue
         # Path order, as object stores list: "a/b" sorts by the full string, not per folder.
         yield from sorted(found, key=lambda info: info.path)
 
