@@ -116,6 +116,33 @@ def test_list_order_and_folder_prefixes(store):
     assert list(store.list("nothing/here")) == []
 
 
+def test_delete_removes_only_that_object(store):
+    for path in ("p/1/a.jsonl", "p/1/b.jsonl", "p/2/a.jsonl"):
+        store.put(path, b"x")
+    store.delete("p/1/a.jsonl")
+    assert [info.path for info in store.list()] == ["p/1/b.jsonl", "p/2/a.jsonl"]
+    with pytest.raises(StorageError):
+        store.get("p/1/a.jsonl")
+    store.delete("p/1/a.jsonl")  # gone already: not an error (a clean-up can run again)
+    store.delete("never/there.jsonl")
+    store.put("p/1/a.jsonl", b"new", overwrite=False)  # the name can be used again
+    assert store.get("p/1/a.jsonl") == b"new"
+
+
+def test_delete_many_and_emptied_folders(store):
+    paths = [f"q/{i // 10}/{i}.jsonl" for i in range(30)]
+    for path in paths:
+        store.put(path, b"x")
+    store.delete_many([*paths[:25], "q/9/missing.jsonl"])  # one missing among them
+    assert [info.path for info in store.list("q")] == sorted(paths[25:])
+    store.delete_many([])
+    assert list(store.list("q/0")) == []
+    if isinstance(store, LocalStorage):  # folders emptied by deletes go too, not the root
+        assert not (store.root / "q" / "0").exists() and (store.root / "q" / "2").is_dir()
+        store.delete_many(paths[25:])
+        assert not (store.root / "q").exists() and store.root.is_dir()
+
+
 def test_empty_store_lists_nothing(store):
     assert list(store.list()) == []
     assert list(store.list("a")) == []
@@ -177,6 +204,8 @@ def test_paths_cannot_escape(store, bad):
         store.get(bad)
     with pytest.raises(StorageError):
         list(store.list(bad))
+    with pytest.raises(StorageError):
+        store.delete(bad)
 
 
 def test_url_names_the_object(store):

@@ -67,12 +67,16 @@ class Collector:
             request_id = current_request_id.get()
             ctx = BasicCorrelationContext(id=request_id)
         try:
-            encoded = tabular.encode_small(data)
-            if encoded is None:
-                snap, data_type = tabular.snapshot(data)
-            else:
-                snap, data_type = encoded, tabular.PANDAS_TYPE
             rt = runtime.current()
+            # Redaction first: nothing collect() keeps or hands on holds a raw value (R13.1).
+            redactor = rt.redactors.get(self.name)
+            redacted = redactor.table(data) if redactor is not None else None
+            if redacted is not None:
+                snap, data_type = redacted
+            elif (encoded := tabular.encode_small(data)) is not None:
+                snap, data_type = encoded, tabular.PANDAS_TYPE
+            else:
+                snap, data_type = tabular.snapshot(data)
             if not rt.collection_enabled(self.name):
                 raise CollectionDisabledError(
                     f"collection {self.name!r} is not enabled in deployment "

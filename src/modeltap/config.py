@@ -13,11 +13,13 @@ import os
 import re
 import urllib.parse
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from modeltap.errors import ConfigError
 from modeltap.layout import DEFAULT_ROOT, RollingRate, collection_prefix, validate_name
+from modeltap.redact._settings import RedactSettings, parse_redact
 from modeltap.yamlfile import read_yaml
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "load_workspace",
     "make_deployment",
     "parse_datastore_uri",
+    "parse_retention",
 ]
 
 DEFAULT_DATASTORE = "workspaceblobstore"
@@ -139,6 +142,8 @@ class DeploymentSettings:
     scoring_script: str | None = None
     file: Path | None = None
     notes: tuple[str, ...] = ()
+    redact: RedactSettings = field(default_factory=RedactSettings)  # docs/privacy.md
+    retention: timedelta | None = None  # data_collector.modeltap.retention
 
 
 def _suggest(key: str, allowed: set[str] | list[str]) -> str:
@@ -308,6 +313,8 @@ def make_deployment(
     datastores: set[str] | None = None,
     src: str | None = None,
     workspace_file: str | None = None,
+    redact: Any = None,
+    retention: Any = None,
     **extra: Any,
 ) -> DeploymentSettings:
     """Validated settings from plain values (the YAML loader and configure() both use it)."""
@@ -361,8 +368,32 @@ def make_deployment(
         source=source or f"/endpoints/{endpoint}/deployments/{deployment}",
         model_version=str(model_version),
         pipeline=_pipeline(pipeline or {}, src),
+        redact=parse_redact(redact, collections, src),
+        retention=parse_retention(retention, src),
         **extra,
     )
+
+
+def parse_retention(value: Any, src: str | None = None) -> timedelta | None:
+    """data_collector.modeltap.retention: a positive ISO 8601 duration (P90D, P12W, PT36H;
+    a month counts 30 days, a year 365)."""
+    if value is None:
+        return None
+    from pydantic import TypeAdapter, ValidationError
+
+    where = "data_collector.modeltap.retention"
+    text = value.strip().upper() if isinstance(value, str) else ""
+    try:
+        age = TypeAdapter(timedelta).validate_python(text) if text.startswith("P") else None
+    except ValidationError:
+        age = None
+    if age is None or age <= timedelta(0):
+        raise ConfigError(
+            f"{value!r} is not a positive ISO 8601 duration; e.g. P90D, P12W, PT36H, P1Y",
+            field=where,
+            source=src,
+        )
+    return age
 
 
 MODEL_TYPES = ("custom_model", "mlflow_model", "triton_model")
@@ -459,6 +490,7 @@ def _load_deployment(path: Path, workspace: WorkspaceSettings | None) -> Deploym
     extra_pipeline = _mapping(dc.get("modeltap"), "data_collector.modeltap", src)
     model_version = extra_pipeline.pop("model_version", "default")
     source = extra_pipeline.pop("source", None)
+    privacy = {key: extra_pipeline.pop(key, None) for key in ("redact", "retention")}
     datastores = set(workspace.datastores) if workspace else None
     workspace_file = str(workspace.root / "workspace.yml") if workspace else None
     model = _model_dir(raw.get("model"), base, notes)
@@ -481,6 +513,7 @@ def _load_deployment(path: Path, workspace: WorkspaceSettings | None) -> Deploym
         scoring_script=str(script) if script else None,
         file=path,
         notes=tuple(notes),
+        **privacy,
     )
 
 

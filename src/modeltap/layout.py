@@ -11,6 +11,7 @@ import functools
 import os
 import re
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -21,7 +22,10 @@ __all__ = [
     "RollingRate",
     "WriterId",
     "collection_prefix",
+    "original_name",
     "partition",
+    "replacement_name",
+    "superseded",
     "validate_name",
 ]
 
@@ -101,3 +105,39 @@ class WriterId:
     def next(self) -> str:
         self._seq += 1
         return f"{self.writer}-{self._seq:08d}"
+
+
+# An erasure rewrites a line file as a new object beside it, then deletes the old one
+# (SPEC R13.2): {instance}.jsonl -> {instance}.erased-1.jsonl -> {instance}.erased-2.jsonl.
+# Until the old one is deleted both exist; readers read only the newest of them.
+_ERASED = re.compile(r"^(?P<base>.+?)\.erased-(?P<generation>[0-9]+)\.jsonl$")
+
+
+def replacement_name(path: str) -> str:
+    """The name of the copy of a line file that an erasure writes."""
+    match = _ERASED.match(path)
+    if match:
+        return f"{match['base']}.erased-{int(match['generation']) + 1}.jsonl"
+    return f"{path.removesuffix('.jsonl')}.erased-1.jsonl"
+
+
+def original_name(path: str) -> str:
+    """The line file an erasure's copy replaces (`a.erased-2.jsonl` -> `a.jsonl`); other
+    paths as they are. A compacted table that covers one covers its copies too."""
+    match = _ERASED.match(path)
+    return f"{match['base']}.jsonl" if match else path
+
+
+def superseded(paths: Iterable[str]) -> set[str]:
+    """The line files among paths that a newer copy made by an erasure replaces."""
+    paths = list(paths)
+    newest: dict[str, tuple[int, str]] = {}
+    for path in paths:
+        match = _ERASED.match(path)
+        base, generation = (match["base"], int(match["generation"])) if match else (path, 0)
+        if match is None:
+            base = base.removesuffix(".jsonl")
+        if base not in newest or generation > newest[base][0]:
+            newest[base] = (generation, path)
+    keep = {path for _, path in newest.values()}
+    return {path for path in paths if path not in keep}

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from modeltap import retention
 from modeltap.assets import Catalog
 from modeltap.config import (
     ENV_WORKSPACE,
@@ -26,6 +27,7 @@ from modeltap.config import (
 )
 from modeltap.errors import CollectionDisabledError, ConfigError
 from modeltap.pipeline import Pipeline, Route
+from modeltap.redact import compile_rules
 from modeltap.storage.base import Storage
 from modeltap.storage.registry import open_datastore
 
@@ -61,6 +63,7 @@ class Runtime:
     def __init__(self, deployment: DeploymentSettings, workspace: WorkspaceSettings):
         self.deployment = deployment
         self.workspace = workspace
+        self.redactors = compile_rules(deployment.redact)  # collection -> its rules (R13.1)
         self._drop_listeners: list[Callable[[int, BaseException], None]] = []
         stores: dict[str, Storage] = {}
         routes: dict[str, Route] = {}
@@ -83,6 +86,7 @@ class Runtime:
                 )
             )
         self.stores = stores
+        retention.remember(workspace.root, deployment)  # for `modeltap retention apply`
         spool_dir = Path(deployment.pipeline.spool_dir or "spool")
         if not spool_dir.is_absolute():
             spool_dir = workspace.root / spool_dir
@@ -167,6 +171,8 @@ def configure(
             rolling_rate=rolling_rate,
             sampling_rate=sampling_rate,
             model_version=model_version,
+            redact=pipeline.pop("redact", None),
+            retention=pipeline.pop("retention", None),
             pipeline=pipeline,
             datastores=set(ws.datastores),
         )

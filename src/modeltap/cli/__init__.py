@@ -19,9 +19,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from modeltap.cli import compact, data, monitor, serving, ui
+    from modeltap.cli import compact, data, monitor, privacy, serving, ui
 
-    for command in (*serving.COMMANDS, *data.COMMANDS, *compact.COMMANDS):
+    for command in (*serving.COMMANDS, *data.COMMANDS, *compact.COMMANDS, *privacy.COMMANDS):
         main.add_command(command)
     main.add_command(monitor.monitor_group)
     main.add_command(ui.ui_command)

@@ -92,10 +92,12 @@ def load_settings(deployment_file: Path, workspace: Path | None) -> tuple[Deploy
     """Validated settings (printing their notes), exported for the server's processes."""
     from modeltap import runtime
     from modeltap.config import ENV_WORKSPACE, load_deployment, load_workspace
+    from modeltap.redact import compile_rules
     from modeltap.storage.registry import open_datastore
 
     ws = load_workspace(workspace)
     settings = load_deployment(deployment_file, ws)
+    compile_rules(settings.redact)  # a missing hash key stops here, not in each worker
     # Open each datastore once here (no I/O): a credential that is not set is one line
     # now, not a traceback from every worker process later.
     for name in sorted({c.datastore for c in settings.collections.values()}):

@@ -108,6 +108,7 @@ def serve(
       modeltap serve -f examples/mlflow-credit/deployment.yml --collect
     """
     from modeltap.config import ENV_COLLECT_MODEL_DATA
+    from modeltap.redact import access_log_config
     from modeltap.serving.app import ENV_THREADS
     from modeltap.serving.limits import ENV_MAX_BODY
     from modeltap.serving.shutdown import ENV_DRAIN_SECONDS, Budget
@@ -148,6 +149,8 @@ def serve(
             os.environ[ENV_RELAY_SOCKET] = str(sidecar.relay_socket)
     os.environ[ENV_DRAIN_SECONDS] = str(budget.drain)  # each worker's lifespan shutdown
     try:
+        # with redaction rules, request lines are logged without their query strings
+        quiet = {"log_config": access_log_config()} if settings.redact.collections else {}
         run_server(
             "modeltap.serving.app:create_app",
             host,
@@ -156,6 +159,7 @@ def serve(
             graceful=budget.graceful,
             workers=workers,
             loop=loop,
+            **quiet,
         )
     finally:
         if sidecar is not None:  # after every worker has exited: they hand it their last

@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from modeltap.compact import _batch
 from modeltap.errors import ModeltapError
+from modeltap.layout import original_name
 from modeltap.read import _delta
 from modeltap.read._load import _objects, read_objects
 from modeltap.read._range import in_range, partition_of
@@ -160,7 +161,7 @@ def _plan(
         if span[1] > horizon:
             waiting += 1
             continue
-        if info.path[len(base) :] in covered:
+        if original_name(info.path[len(base) :]) in covered:  # an erasure's copy too
             continue
         todo.setdefault(folder, (folder, span[0], []))[2].append(info)
     report.waiting = waiting
@@ -237,7 +238,7 @@ def _commit(
     if snap is None:
         snap = _delta.open_snapshot(where, prefix_covered=False)
         assert snap is not None
-    snap.covered.update(o for v in manifests.values() for o in v)
+    snap.covered.update(original_name(o) for v in manifests.values() for o in v)
     log.info(
         "modeltap: compact %s: version %d, %d partition(s), %d rows",
         where.label,

@@ -57,7 +57,7 @@ def load(
 
         base = f"{src.prefix}/" if src.prefix else ""
         infos = _objects(src, t0, t1)
-        rest = [i for i in infos if i.path[len(base) :] not in snap.covered]
+        rest = [i for i in infos if not snap.covers(i.path[len(base) :])]
         if len(rest) == len(infos) and not snap.covered:
             return json_only(infos)
     log.debug(

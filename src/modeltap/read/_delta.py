@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from modeltap.config import DatastoreSettings, WorkspaceSettings, load_workspace
 from modeltap.errors import ConfigError, ModeltapError, StorageError
+from modeltap.layout import original_name
 from modeltap.read._range import period
 from modeltap.storage.base import Storage
 from modeltap.storage.local import LocalStorage
@@ -259,6 +260,11 @@ class Snapshot:
     def uri(self, path: str) -> str:
         return f"{self.where.uri.rstrip('/')}/{path}"
 
+    def covers(self, path: str) -> bool:
+        """Whether the rows of this object (relative to the collection) are in the table; a
+        copy an erasure made (`a.erased-1.jsonl`) is covered when its original is."""
+        return original_name(path) in self.covered
+
 
 def open_snapshot(
     where: TableLocation,
@@ -339,11 +345,11 @@ def covered(
     out: set[str] = set()
     if len(paths) <= 1:
         for path in paths:
-            out.update(read(path))
+            out.update(map(original_name, read(path)))
         return out
     with ThreadPoolExecutor(min(_THREADS, len(paths))) as pool:
         for objects in pool.map(read, paths):
-            out.update(objects)
+            out.update(map(original_name, objects))  # an erasure's copies: see covers()
     return out
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from modeltap.layout import superseded
 from modeltap.storage.base import ObjectInfo, Storage
 from modeltap.storage.local import LocalStorage
 
@@ -191,7 +192,8 @@ def in_range(
     end: datetime | None,
 ) -> list[ObjectInfo]:
     """The .jsonl objects whose partition overlaps [start, end) (all of them without a range;
-    files outside partition folders are kept, their rows are filtered by time)."""
+    files outside partition folders are kept, their rows are filtered by time), less those
+    an erasure has replaced."""
     base = f"{prefix}/" if prefix else ""
     out = []
     for info in infos:
@@ -204,4 +206,7 @@ def in_range(
             ):
                 continue
         out.append(info)
+    if any(".erased-" in info.path for info in out):  # an erasure's copies (layout.py)
+        stale = superseded(info.path for info in out)
+        out = [info for info in out if info.path not in stale]
     return out

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from modeltap.config import default_workspace, load_workspace
+from modeltap.layout import original_name
 from modeltap.read import _delta
 from modeltap.read._compacted import file_schema
 from modeltap.read._parse import ENVELOPE
@@ -85,7 +86,11 @@ def spark(
 
             base = f"{src.prefix}/" if src.prefix else ""
             covered = snap.covered if snap else set()
-            rest = [i for i in _objects(src, t0, t1) if i.path[len(base) :] not in covered]
+            rest = [
+                i
+                for i in _objects(src, t0, t1)
+                if original_name(i.path[len(base) :]) not in covered
+            ]
         df, payload = _frame(session, src, ws, snap, rest, t0, t1)
         return _with_payloads(session, df, src, ws) if payload and resolve_blobs else df
     finally:

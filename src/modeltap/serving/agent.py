@@ -218,6 +218,8 @@ class AgentApp:
         if not sampling.keep(correlation_id, deployment.sampling_rate):
             self.runtime.pipeline.count_sampled_out()
             return
+        if (redactor := self.runtime.redactors.get(collection)) is not None:
+            data = redactor.body(data, content_type)  # before a record holds it (R13.1)
         data_type = headers.get("ce-collect-data-type")
         record = Record(
             collection,

@@ -321,6 +321,8 @@ def _submit(
         if kind == JSON and len(data) != len(raw):  # stored escaped or trimmed: the range
             extra = {**extra, "contentrange": content_range(len(raw))}  # of what came
         size += len(raw)
+    if (redactor := rt.redactors.get(collection)) is not None:  # before a record holds it
+        data, kind, extra = redactor.payload(data, kind, media, extra)
     record = Record(
         collection,
         data,

@@ -7,8 +7,10 @@ sees half a line and a local folder behaves like an object store.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+
+from modeltap.errors import StorageError
 
 __all__ = ["ObjectInfo", "Storage"]
 
@@ -42,6 +44,17 @@ class Storage(ABC):
     @abstractmethod
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Objects whose path starts with prefix (a folder, "" for all), in path order."""
+
+    def delete(self, path: str) -> None:
+        """Remove the object at path. No object there is no error: a clean-up that was
+        interrupted can simply run again (retention, erasure). Every backend of modeltap
+        implements it (tests/test_storage_conformance.py)."""
+        raise StorageError(f"{type(self).__name__} cannot delete objects", path=path)
+
+    def delete_many(self, paths: Iterable[str]) -> None:
+        """Remove these objects (a backend may do it in bulk requests)."""
+        for path in paths:
+            self.delete(path)
 
     def url(self, path: str) -> str:
         """A location for path that a person or another tool can use."""

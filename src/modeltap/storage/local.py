@@ -57,6 +57,21 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise StorageError(f"read failed: {exc.strerror or exc}", path=str(target)) from exc
 
+    def delete(self, path: str) -> None:
+        target = self._path(path)
+        try:
+            target.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"delete failed: {exc.strerror or exc}", path=str(target)) from exc
+        # Folders are not objects: remove the ones this left empty, as an object store would.
+        folder = target.parent
+        while folder != self.root and self.root in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or already gone): stop there
+                break
+            folder = folder.parent
+
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         base = self._path(prefix)
         if not base.is_dir():

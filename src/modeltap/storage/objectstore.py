@@ -11,7 +11,7 @@ import binascii
 import os
 import re
 import urllib.parse
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -288,7 +288,9 @@ class ObjectStoreStorage(Storage):
         if isinstance(exc, FileNotFoundError):
             what = "not found" if action == "read" else "container or bucket not found"
             return StorageError(what, path=where)
-        verb = {"create": "write", "write": "write", "read": "read", "list": "list"}[action]
+        verb = {"create": "write", "write": "write", "read": "read", "list": "list"}.get(
+            action, action
+        )
         return StorageError(f"{verb} failed: {_summary(exc, self._secrets)}", path=where)
 
     def put(self, path: str, data: bytes, *, overwrite: bool = True) -> None:
@@ -307,6 +309,27 @@ class ObjectStoreStorage(Storage):
             return bytes(obstore.get(self._store, key).bytes())
         except Exception as exc:
             raise self._error(exc, "read", key) from None
+
+    def delete(self, path: str) -> None:
+        key = self._key(path)
+        try:
+            obstore.delete(self._store, key)
+        except FileNotFoundError:  # Azure says so for a missing blob; S3 does not
+            return
+        except Exception as exc:
+            raise self._error(exc, "delete", key) from None
+
+    def delete_many(self, paths: Iterable[str]) -> None:
+        """In bulk requests (S3 DeleteObjects, Azure Blob Batch); when a batch fails (a
+        blob already gone fails Azure's), one by one."""
+        keys: Sequence[str] = [self._key(path) for path in paths]
+        if not keys:
+            return
+        try:
+            obstore.delete(self._store, keys)
+        except Exception:
+            for key in keys:
+                self.delete(key)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Lazily, page by page: both services list in UTF-8 byte order, which is the order
