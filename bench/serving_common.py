@@ -302,10 +302,10 @@ CONTAINS = [
         "writer thread: yield_gil (time.sleep(0) every 0.5 ms: mostly waiting for the GIL)",
         ["yield_gil "],
     ),
-    ("writer thread: encode lines (record/tabular)", ["Pipeline._encode"]),
+    ("writer thread: encode lines (record/tabular)", ["Writer._encode"]),
     (
         "writer thread: commit/write to storage",
-        ["modeltap/storage/", "Pipeline._commit", "Pipeline._write", "Pipeline._flush"],
+        ["modeltap/storage/", "Commits.commit", "Spooler.upload"],
     ),
     ("collect() in run() (Collector.collect: snapshot, submit)", ["Collector.collect "]),
     (
@@ -316,7 +316,7 @@ CONTAINS = [
     ("user run() excl. collect() (score_*.py)", ["score_"]),
 ]
 LEAF = [
-    ("writer thread: other", ["modeltap/pipeline.py", "modeltap/record.py"]),
+    ("writer thread: other", ["modeltap/pipeline/", "modeltap/record.py"]),
     ("uvicorn response send (transport write)", ["RequestResponseCycle.send "]),
     ("payload logging: receive/send wrappers (PayloadLogger)", ["modeltap/serving/payload.py"]),
     (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -265,3 +266,21 @@ def test_lines_of_encoded_data_are_made_on_submit(tmp_path):
     # Rows of one id still merge; their own lines are not used.
     assert [line["data"] for line in read_lines(tmp_path)][1] == [{"p": 0}, {"p": 1}]
     pipe.close()
+
+
+def test_a_refused_payload_is_retried_until_it_lands_not_dropped(tmp_path):
+    """No spool: the payload waits in memory and is put again on the back-off (it used to
+    be dropped after three attempts slept on the writer thread)."""
+    from modeltap.record import BLOB
+
+    storage = GatedStorage(tmp_path, fail_times=3)
+    pipe, _ = make(tmp_path, storage)
+    pipe.submit(Record("c", b"\x00payload", kind=BLOB, correlation_id="x", id="rid1"))
+    pipe.submit(rec(1))
+    assert pipe.flush(15)
+    counts = pipe.counters.snapshot()
+    assert (counts["storage_errors"], counts["dropped"], counts["written"]) == (3, 0, 2)
+    by_id = {line["id"]: line for line in read_lines(tmp_path)}
+    assert by_id["rid1"]["datainblob"] == "true"
+    assert Path(by_id["rid1"]["data"]).read_bytes() == b"\x00payload"
+    assert pipe.close()

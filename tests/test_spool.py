@@ -25,12 +25,16 @@ from tests.conftest import read_lines
 from tests.test_pipeline import GatedStorage, rec
 
 
-def make(tmp_path: Path, storage=None, **settings):
+def make(tmp_path: Path, storage=None, on_drop=None, **settings):
     storage = storage or LocalStorage(tmp_path / "store")
     settings.setdefault("flush_interval", 60.0)
     routes = {"c": Route(storage, "ep/d/c", "/endpoints/ep/deployments/d")}
     pipe = Pipeline(
-        routes, PipelineSettings(**settings), RollingRate.HOUR, spool_dir=tmp_path / "spool"
+        routes,
+        PipelineSettings(**settings),
+        RollingRate.HOUR,
+        on_drop=on_drop,
+        spool_dir=tmp_path / "spool",
     )
     return pipe, storage
 
@@ -171,11 +175,13 @@ class HangingStorage(GatedStorage):
         super().put(path, data, overwrite=overwrite)
 
 
-def stuck_writer(tmp_path: Path, **settings):
+def stuck_writer(tmp_path: Path, on_drop=None, **settings):
     """A pipeline whose writer is stuck in a put that does not return, with records
     pending (encoded) and queued behind it."""
     storage = HangingStorage(tmp_path / "store")
-    pipe, _ = make(tmp_path, storage, flush_interval=0.2, batch_window=0.001, **settings)
+    pipe, _ = make(
+        tmp_path, storage, on_drop=on_drop, flush_interval=0.2, batch_window=0.001, **settings
+    )
     storage.gate.clear()
     for i in range(10):
         pipe.submit(rec(i))
@@ -208,9 +214,10 @@ def test_shutdown_with_storage_hanging_spools_what_the_writer_holds(tmp_path, ca
 
 
 def test_shutdown_with_storage_hanging_and_no_spool_room_counts_the_drop(tmp_path, caplog):
-    pipe, storage = stuck_writer(tmp_path, spool_bytes=100)
     dropped: list[int] = []
-    pipe._on_drop = lambda count, exc: dropped.append(count)
+    pipe, storage = stuck_writer(
+        tmp_path, on_drop=lambda count, exc: dropped.append(count), spool_bytes=100
+    )
     assert pipe.close(timeout=2) is False
     storage.gate.set()
     snap = pipe.counters.snapshot()
@@ -282,6 +289,25 @@ def test_a_live_owner_is_never_adopted(tmp_path):
     assert len(first.adopt()) == 1
     assert second.adopt() == []  # the first holds it until its segments are uploaded
     first.close()
+
+
+def test_sealed_segments_are_taken_oldest_first_and_a_failed_one_comes_back_first(tmp_path):
+    spool = Spool(tmp_path / "spool", 10**6)
+    assert not spool.has_sealed() and spool.take_sealed() is None
+    first = spool.add("local", "a/1.jsonl", b"1\n", 1)
+    spool.append("local", "a/2.jsonl", b"2\n", 1)
+    assert spool.has_sealed()
+    spool.seal("a/2.jsonl")
+    assert spool.take_sealed() is first
+    spool.put_back(first)  # its upload failed: it is tried again before the newer one
+    assert spool.take_sealed() is first
+    second = spool.take_sealed()
+    assert second is not None and second.path == "a/2.jsonl"
+    assert spool.take_sealed() is None and not spool.has_sealed()
+    spool.remove(first)
+    spool.remove(second)
+    assert spool.nbytes == 0
+    spool.close()
 
 
 CRASHER = """

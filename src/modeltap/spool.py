@@ -62,14 +62,16 @@ class Segment:
 class Spool:
     """One process's spool folder, plus the folders it adopted from dead owners.
 
-    Not thread safe: the pipeline calls it under its own lock.
+    Not thread safe: the pipeline calls it under its own lock. Sealed segments wait in a
+    queue, oldest first: the uploader takes one (`take_sealed`), and either removes it once
+    uploaded (`remove`) or puts it back at the front after a failed upload (`put_back`).
     """
 
     def __init__(self, root: Path, cap_bytes: int):
         self.root = Path(root)
         self.cap_bytes = cap_bytes
         self.nbytes = 0  # on disk, open and sealed, own and adopted
-        self.sealed: deque[Segment] = deque()  # oldest first
+        self._sealed: deque[Segment] = deque()  # oldest first
         self._open: dict[str, tuple[Segment, int]] = {}  # object path -> (segment, fd)
         self._dir: Path | None = None  # created on first use
         self._lock_fd: int | None = None
@@ -111,7 +113,7 @@ class Spool:
         os.replace(tmp, segment.file)
         segment.nbytes, segment.records = len(data), records
         self.nbytes += len(data)
-        self.sealed.append(segment)
+        self._sealed.append(segment)
         return segment
 
     def seal(self, path: str) -> None:
@@ -124,11 +126,23 @@ class Spool:
         sealed = segment.file.with_name(segment.file.name.removesuffix(_OPEN) + _SEALED)
         os.replace(segment.file, sealed)
         segment.file = sealed
-        self.sealed.append(segment)
+        self._sealed.append(segment)
 
     def seal_all(self) -> None:
         for path in list(self._open):
             self.seal(path)
+
+    def has_sealed(self) -> bool:
+        """Whether a sealed segment waits for its upload."""
+        return bool(self._sealed)
+
+    def take_sealed(self) -> Segment | None:
+        """The oldest sealed segment, taken out of the queue for its upload (None: none)."""
+        return self._sealed.popleft() if self._sealed else None
+
+    def put_back(self, segment: Segment) -> None:
+        """Return a segment whose upload failed: it is the first one taken again."""
+        self._sealed.appendleft(segment)
 
     def read(self, segment: Segment) -> bytes:
         return segment.file.read_bytes()
@@ -203,7 +217,7 @@ class Spool:
                 if segment is not None:
                     adopted.append(segment)
                     self.nbytes += segment.nbytes
-                    self.sealed.append(segment)
+                    self._sealed.append(segment)
             if not any(f.name != _LOCK for f in folder.iterdir()):
                 self._release(folder)
         if adopted:
