@@ -1,6 +1,6 @@
 """The datastore table (storage/registry.py) drives the workspace file: its types, their
 options and the "allowed" lists; reading the file never needs a cloud SDK. Also the
-names `modeltap.config` keeps for other layers."""
+names `modeltap.config` keeps for other layers, and the retention durations it parses."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import json
 import subprocess
 import sys
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import modeltap.config
-from modeltap.config import DatastoreSettings, load_workspace
+from modeltap.config import DatastoreSettings, load_workspace, parse_retention
 from modeltap.errors import ConfigError
 from modeltap.storage import LocalStorage, Storage, open_datastore
 from modeltap.storage.registry import DATASTORE_TYPES, DatastoreType
@@ -85,7 +86,8 @@ def test_a_type_that_is_not_a_name_is_one_error(tmp_path, kind):
 
 
 def test_reading_a_workspace_with_cloud_datastores_imports_no_sdk(tmp_path):
-    """obstore is an optional extra: the file is checked without it."""
+    """obstore is an optional extra: the file is checked without it (and config needs no
+    pydantic)."""
     (tmp_path / "workspace.yml").write_text(
         "datastores:\n"
         "  lake: {type: azure_blob, container: abc, account_url: 'https://a.blob.x'}\n"
@@ -94,11 +96,12 @@ def test_reading_a_workspace_with_cloud_datastores_imports_no_sdk(tmp_path):
     code = f"""
         import json, sys
         import modeltap
-        from modeltap.config import load_workspace
+        from modeltap.config import load_workspace, parse_retention
         ws = load_workspace({str(tmp_path)!r})
+        assert parse_retention("P90D").days == 90
         print(json.dumps({{
             "types": sorted(d.type for d in ws.datastores.values()),
-            "loaded": [m for m in ("obstore", "modeltap.storage.objectstore")
+            "loaded": [m for m in ("obstore", "modeltap.storage.objectstore", "pydantic")
                        if m in sys.modules],
         }}))
     """
@@ -131,3 +134,62 @@ def test_the_modeltap_block_lists_every_key_it_takes(tmp_path):
     assert "did you mean 'retention'" in str(err)
     for key in ("flush_interval", "spool_bytes", "model_version", "source", "redact"):
         assert key in str(err)
+
+
+# --- retention: ISO 8601 durations ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("P90D", timedelta(days=90)),
+        ("p90d", timedelta(days=90)),
+        (" P12W ", timedelta(weeks=12)),
+        ("PT36H", timedelta(hours=36)),
+        ("P1M", timedelta(days=30)),
+        ("P1Y", timedelta(days=365)),
+        ("P1.5Y", timedelta(days=547, hours=12)),
+        ("P1W2D", timedelta(days=9)),
+        ("P1DT6H", timedelta(days=1, hours=6)),
+        ("P1,5D", timedelta(days=1, hours=12)),
+        ("PT1.5M", timedelta(minutes=1, seconds=30)),
+        ("PT0.5S", timedelta(seconds=0.5)),
+        ("P1Y2M3DT4H5M6S", timedelta(days=365 + 60 + 3, hours=4, minutes=5, seconds=6)),
+        ("P01D", timedelta(days=1)),
+    ],
+)
+def test_retention_durations(text, expected):
+    assert parse_retention(text) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "P",
+        "PT",
+        "P1DT",  # a T with no time after it
+        "P1H",  # hours before the T
+        "PT1D",  # days after it
+        "P1D1Y",  # out of order
+        "P0.5DT2H",  # a fraction before the last part
+        "P1e3D",
+        "P\u0661D",  # an Arabic-Indic digit
+        "90 days",
+        "-P1D",
+        "P0D",
+        "PT0S",
+        "P9999999999999D",  # more than a timedelta holds
+        90,
+        "",
+    ],
+)
+def test_retention_that_is_not_a_positive_duration_names_the_field(value):
+    with pytest.raises(ConfigError) as info:
+        parse_retention(value, "dep.yml")
+    assert info.value.field == "data_collector.modeltap.retention"
+    assert info.value.source == "dep.yml"
+    assert "is not a positive ISO 8601 duration" in str(info.value)
+
+
+def test_no_retention_is_none():
+    assert parse_retention(None) is None

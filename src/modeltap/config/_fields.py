@@ -112,18 +112,42 @@ def parse_datastore_uri(
     return match["ds"], path
 
 
+# ISO 8601 durations PnYnMnWnDTnHnMnS: every part optional but one; the last part given
+# may have a decimal fraction ('.' or ','). A year counts 365 days, a month 30
+# (docs/privacy.md).
+_NUMBER = r"[0-9]+(?:[.,][0-9]+)?"
+_DURATION = re.compile(
+    rf"P(?:(?P<years>{_NUMBER})Y)?(?:(?P<months>{_NUMBER})M)?"
+    rf"(?:(?P<weeks>{_NUMBER})W)?(?:(?P<days>{_NUMBER})D)?"
+    rf"(?:T(?=[0-9])(?:(?P<hours>{_NUMBER})H)?(?:(?P<minutes>{_NUMBER})M)?"
+    rf"(?:(?P<seconds>{_NUMBER})S)?)?"
+)
+_DAYS_PER = {"years": 365, "months": 30, "weeks": 7, "days": 1}
+
+
+def _iso_duration(text: str) -> timedelta | None:
+    """The timedelta an ISO 8601 duration stands for, or None when text is not one."""
+    match = _DURATION.fullmatch(text)
+    if match is None or not any(match.groups()):
+        return None
+    given = {unit: value for unit, value in match.groupdict().items() if value is not None}
+    if any(not value.isdigit() for value in list(given.values())[:-1]):
+        return None  # a fraction before the last part
+    parts = {unit: float(value.replace(",", ".")) for unit, value in given.items()}
+    days = sum(parts.pop(unit, 0.0) * count for unit, count in _DAYS_PER.items())
+    try:
+        return timedelta(days=days, **parts)
+    except OverflowError:  # more days than a timedelta holds
+        return None
+
+
 def parse_retention(value: Any, src: str | None = None) -> timedelta | None:
     """data_collector.modeltap.retention: a positive ISO 8601 duration (P90D, P12W, PT36H;
     a month counts 30 days, a year 365)."""
     if value is None:
         return None
-    from pydantic import TypeAdapter, ValidationError
-
     text = value.strip().upper() if isinstance(value, str) else ""
-    try:
-        age = TypeAdapter(timedelta).validate_python(text) if text.startswith("P") else None
-    except ValidationError:
-        age = None
+    age = _iso_duration(text)
     if age is None or age <= timedelta(0):
         raise ConfigError(
             f"{value!r} is not a positive ISO 8601 duration; e.g. P90D, P12W, PT36H, P1Y",
