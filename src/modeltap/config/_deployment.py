@@ -86,6 +86,8 @@ _MODELTAP_KEYS = set(PipelineSettings.__dataclass_fields__) | set(_DEPLOYMENT_EX
 
 
 def _pipeline(raw: dict[str, Any], src: str | None) -> PipelineSettings:
+    """PipelineSettings from its fields' names and values (the data_collector.modeltap
+    block without the deployment's own keys, or configure()'s keywords)."""
     defaults = PipelineSettings()
     allowed = set(PipelineSettings.__dataclass_fields__)
     _check_keys(raw, allowed, "data_collector.modeltap", src)

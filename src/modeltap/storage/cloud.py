@@ -29,15 +29,24 @@ __all__ = ["AZURE_BLOB", "CLIENT_KEYS", "S3"]
 # objectstore.py holds their defaults.
 CLIENT_KEYS = frozenset({"timeout", "connect_timeout", "max_retries", "retry_timeout"})
 _MOST_RETRIES = 100
-_CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# The clouds' naming rules for a container and a bucket, and how an error states them.
+_NAMES = {
+    "container": (
+        re.compile(r"^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$"),
+        "3-63 lowercase letters, digits and single hyphens",
+    ),
+    "bucket": (
+        re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"),
+        "3-63 lowercase letters, digits, dots and hyphens",
+    ),
+}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def check_azure_blob(spec: dict[str, Any], where: str, src: str) -> dict[str, Any]:
     """The options of an azure_blob datastore: a container, and an account URL (credentials
     from the Azure credential chain) or the environment variable of a connection string."""
-    options: dict[str, Any] = {"container": _container(spec, where, src)}
+    options: dict[str, Any] = {"container": _name(spec, "container", where, src)}
     options.update(_azure_account(spec, where, src))
     if "use_azure_cli" in spec:
         options["use_azure_cli"] = parse_bool(spec["use_azure_cli"], f"{where}.use_azure_cli", src)
@@ -47,7 +56,7 @@ def check_azure_blob(spec: dict[str, Any], where: str, src: str) -> dict[str, An
 def check_s3(spec: dict[str, Any], where: str, src: str) -> dict[str, Any]:
     """The options of an s3 datastore: a bucket, optionally its region and the endpoint of
     an S3-compatible service (credentials from the AWS environment)."""
-    options: dict[str, Any] = {"bucket": _bucket(spec, where, src)}
+    options: dict[str, Any] = {"bucket": _name(spec, "bucket", where, src)}
     if "region" in spec:
         options["region"] = _text(spec, "region", where, src, "a region name")
     if "endpoint_url" in spec:
@@ -55,16 +64,15 @@ def check_s3(spec: dict[str, Any], where: str, src: str) -> dict[str, Any]:
     return options | _common(spec, where, src)
 
 
-def _container(spec: dict[str, Any], where: str, src: str) -> str:
-    container = _text(spec, "container", where, src, "a container name")
-    if not _CONTAINER.match(container):
+def _name(spec: dict[str, Any], key: str, where: str, src: str) -> str:
+    """A container or bucket name (`key`) that follows its cloud's rule."""
+    name = _text(spec, key, where, src, f"a {key} name")
+    pattern, rule = _NAMES[key]
+    if not pattern.match(name) or ".." in name:
         raise ConfigError(
-            f"{container!r} is not a container name; "
-            "use 3-63 lowercase letters, digits and single hyphens",
-            field=f"{where}.container",
-            source=src,
+            f"{name!r} is not a {key} name; use {rule}", field=f"{where}.{key}", source=src
         )
-    return container
+    return name
 
 
 def _azure_account(spec: dict[str, Any], where: str, src: str) -> dict[str, str]:
@@ -88,18 +96,6 @@ def _azure_account(spec: dict[str, Any], where: str, src: str) -> dict[str, str]
             source=src,
         )
     return {"connection_string_env": env}
-
-
-def _bucket(spec: dict[str, Any], where: str, src: str) -> str:
-    bucket = _text(spec, "bucket", where, src, "a bucket name")
-    if not _BUCKET.match(bucket) or ".." in bucket:
-        raise ConfigError(
-            f"{bucket!r} is not a bucket name; "
-            "use 3-63 lowercase letters, digits, dots and hyphens",
-            field=f"{where}.bucket",
-            source=src,
-        )
-    return bucket
 
 
 def _common(spec: dict[str, Any], where: str, src: str) -> dict[str, Any]:
