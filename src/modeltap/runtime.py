@@ -140,8 +140,9 @@ def configure(
                            collections=["model_inputs", "model_outputs"],
                            flush_interval=1.0, overflow="block")
 
-    Pipeline keywords: flush_interval, batch_window, batch_records, batch_bytes, buffer_records,
-    buffer_bytes, object_bytes, overflow ("block" | "drop" | "raise"), block_timeout.
+    Other keywords: the fields of PipelineSettings (docs/pipeline.md: flush_interval, overflow,
+    durability, ...), which also override a deployment file's; with keywords only, also
+    redact and retention (docs/privacy.md).
     """
     global _runtime, _atexit_registered
     ws = load_workspace(workspace)

@@ -7,11 +7,33 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from modeltap.errors import ObjectExistsError, StorageError
+from modeltap.errors import ConfigError, ObjectExistsError, StorageError
 from modeltap.storage.base import ObjectInfo, Storage
+from modeltap.storage.datastore_type import DatastoreType
 
-__all__ = ["LocalStorage"]
+if TYPE_CHECKING:
+    from modeltap.config import DatastoreSettings
+
+__all__ = ["LOCAL", "LocalStorage"]
+
+
+def _check(spec: dict[str, Any], where: str, src: str) -> dict[str, Any]:
+    if not isinstance(spec.get("path"), str) or not spec["path"]:
+        raise ConfigError(
+            "a local datastore needs a folder path", field=f"{where}.path", source=src
+        )
+    return {"path": spec["path"]}
+
+
+def _open(name: str, settings: DatastoreSettings, workspace: Path) -> Storage:
+    root = Path(settings.path)  # relative: to the workspace folder
+    return LocalStorage(root if root.is_absolute() else workspace / root, name=name)
+
+
+# The datastore table's row (storage/registry.py): `type: local` and a folder `path`.
+LOCAL = DatastoreType("local", frozenset({"path"}), _check, _open)
 
 
 class LocalStorage(Storage):

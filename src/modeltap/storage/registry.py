@@ -1,4 +1,10 @@
-"""Datastore types by name, imported only when used (cloud SDKs are optional extras)."""
+"""The datastore table (as fsspec's registry): each `type:` of a workspace file, one row.
+
+A row (storage/datastore_type.py) lives beside its backend: local.py for `local`,
+cloud.py for `azure_blob` and `s3`. It holds the options the type takes and their
+checks, how to open it, and the extra that installs its SDK; the SDK is imported only
+when a datastore is opened, so `import modeltap` and reading a workspace file need none.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modeltap.errors import ConfigError
+from modeltap.storage.cloud import AZURE_BLOB, S3
+from modeltap.storage.datastore_type import DatastoreType
+from modeltap.storage.local import LOCAL
 
 if TYPE_CHECKING:
     from modeltap.config import DatastoreSettings
     from modeltap.storage.base import Storage
 
-__all__ = ["open_datastore"]
+__all__ = ["DATASTORE_TYPES", "DatastoreType", "open_datastore"]
 
-_EXTRAS = {"azure_blob": "azure", "s3": "s3"}
+DATASTORE_TYPES: dict[str, DatastoreType] = {row.name: row for row in (LOCAL, AZURE_BLOB, S3)}
 
 
 def open_datastore(name: str, settings: DatastoreSettings, workspace: Path) -> Storage:
@@ -21,30 +30,21 @@ def open_datastore(name: str, settings: DatastoreSettings, workspace: Path) -> S
 
     Cloud credentials are looked up here, not when the file is read, so a workspace file
     naming a cloud datastore still serves the others where its secrets are not set."""
-    if settings.type == "local":
-        from modeltap.storage.local import LocalStorage
-
-        root = Path(settings.path)
-        if not root.is_absolute():
-            root = workspace / root
-        return LocalStorage(root, name=name)
-    if settings.type in _EXTRAS:
-        src = str(workspace / "workspace.yml")
-        try:
-            from modeltap.storage import objectstore
-        except ImportError as exc:
-            if not (exc.name or "").startswith("obstore"):
-                raise
-            raise ConfigError(
-                f"a {settings.type} datastore needs the obstore package: "
-                f"pip install 'modeltap[{_EXTRAS[settings.type]}]'",
-                field=f"datastores.{name}.type",
-                source=src,
-            ) from None
-        if settings.type == "azure_blob":
-            return objectstore.open_azure_blob(name, settings.options, src)
-        return objectstore.open_s3(name, settings.options, src)
-    raise ConfigError(
-        f"datastore type {settings.type!r} is not supported; allowed: local, azure_blob, s3",
-        field=f"datastores.{name}.type",
-    )
+    row = DATASTORE_TYPES.get(settings.type)
+    if row is None:
+        raise ConfigError(
+            f"datastore type {settings.type!r} is not supported; "
+            f"allowed: {', '.join(DATASTORE_TYPES)}",
+            field=f"datastores.{name}.type",
+        )
+    try:
+        return row.open(name, settings, workspace)
+    except ImportError as exc:
+        if not row.sdk or not (exc.name or "").startswith(row.sdk):
+            raise
+        raise ConfigError(
+            f"a {row.name} datastore needs the {row.sdk} package: "
+            f"pip install 'modeltap[{row.extra}]'",
+            field=f"datastores.{name}.type",
+            source=str(workspace / "workspace.yml"),
+        ) from None
