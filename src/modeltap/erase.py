@@ -28,7 +28,7 @@ import orjson
 
 from modeltap.erase_table import TableChange, erase_table
 from modeltap.layout import replacement_name, superseded
-from modeltap.read._source import Source
+from modeltap.read.shared import Source
 from modeltap.record import no_line_breaks
 from modeltap.redact import value_text
 from modeltap.storage.base import Storage
@@ -238,7 +238,7 @@ def erase_sources(
     """erase() on each source: an asset name, name:version, datastore URI or folder (the
     reader's sources); workspace None is the default workspace."""
     from modeltap.config import default_workspace
-    from modeltap.read._source import resolve
+    from modeltap.read.shared import resolve
 
     root = workspace if workspace is not None else default_workspace()
     for text in sources:
@@ -262,9 +262,9 @@ def _table(source: Source, workspace: str | os.PathLike[str]) -> Any:
     """(TableLocation, whole) of the collection's compacted table, or None (also when the
     deltalake package, needed only by compacted collections, is not installed)."""
     try:
-        from modeltap.read import _delta
+        from modeltap.read.shared import deltalake_module, find_table
 
-        _delta.deltalake_module()
+        deltalake_module()
     except ImportError:
         return None
-    return _delta.find(source, workspace)
+    return find_table(source, workspace)
