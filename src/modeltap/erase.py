@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from modeltap.erase_table import TableChange, erase_table
+from modeltap.errors import ConfigError
 from modeltap.layout import replacement_name, superseded
 from modeltap.read.shared import Source
 from modeltap.record import no_line_breaks
@@ -58,9 +59,15 @@ class Target:
         object.__setattr__(self, "correlation_ids", ids)
         object.__setattr__(self, "values", frozenset(t for t in texts if t is not None))
         if not self.correlation_ids and not (self.column and self.values):
-            raise ValueError("give correlation ids, or an id column and its values")
+            raise ConfigError(
+                "give correlation ids, or an id column and its values", field="correlation_ids"
+            )
         if bool(self.column) != bool(self.values):
-            raise ValueError("an id column needs the values to erase, and values their column")
+            raise ConfigError(
+                "an id column needs the values to erase, and values their column "
+                f"(column={self.column!r}, {len(self.values)} value(s))",
+                field="column",
+            )
 
     def needles(self) -> list[bytes]:
         """Byte strings one of which a line must contain to be affected (a quick filter)."""

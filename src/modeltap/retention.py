@@ -155,7 +155,7 @@ def expired(
     from modeltap.read.shared import partition_of
 
     if age <= timedelta(0):
-        raise ValueError("a retention must be positive")
+        raise ConfigError(f"{age} is not a retention: it must be positive", field="age")
     now = now or datetime.now(UTC)
     cutoff = now - age
     folders: dict[str, tuple[datetime, list[ObjectInfo]]] = {}
