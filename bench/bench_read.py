@@ -256,16 +256,16 @@ def install_phase_timers():
 
     for name in (
         "resolve",
-        "_objects",
+        "list_objects",
         "_read_duckdb",
-        "_parse_all",
-        "_report",
+        "parse_all",
+        "report",
         "_duckdb_frame",
         "_select",
         "finish_table",
     ):
         setattr(_load, name, timed(name, getattr(_load, name)))
-    for name in ("_sample", "_read_all", "_finish"):  # inside _read_duckdb
+    for name in ("sample_files", "_read_all", "_finish"):  # inside _read_duckdb
         setattr(_duck, name, timed(f"duckdb.{name}", getattr(_duck, name)))
     return phases
 

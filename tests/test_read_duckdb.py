@@ -19,6 +19,7 @@ import pyarrow as pa
 import pytest
 
 import modeltap.read._duck as read_duck
+import modeltap.read._duck_sample as read_duck_sample
 import modeltap.read._gather as read_gather
 import modeltap.read._load as read_load
 from modeltap import read
@@ -346,7 +347,7 @@ def test_a_cloud_datastore_is_read_by_duckdb_from_a_local_copy(
 def test_the_sample_reads_first_and_last_rows_from_slices(raw):
     """The sample parses only the first and last rows of long lines; whatever the bytes
     in the rows, it gets what a full parse gets, or nothing (the line is parsed whole)."""
-    sliced = read_duck._sliced(raw)
+    sliced = read_duck_sample._sliced(raw)
     try:
         full = orjson.loads(raw)
     except orjson.JSONDecodeError:

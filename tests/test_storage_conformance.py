@@ -217,6 +217,26 @@ def test_url_names_the_object(store):
         assert url.startswith(("http://127.0.0.1:", "s3://"))
 
 
+def test_local_path_is_the_file_get_reads(store, request):
+    """The capability readers use instead of asking for the backend's class: a local
+    folder gives the file (and folder) holding what get() and list() give; an object
+    store gives None."""
+    store.put("a/b/c.jsonl", b'{"x":1}\n')
+    found = store.local_path("a/b/c.jsonl")
+    if request.node.callspec.params["store"] != "local":
+        assert found is None
+        assert store.local_path("a") is None
+        return
+    assert found is not None and found.read_bytes() == store.get("a/b/c.jsonl")
+    folder = store.local_path("a")
+    assert folder is not None and folder.is_dir()
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.jsonl")) == [
+        "b/c.jsonl"
+    ]
+    with pytest.raises(StorageError):
+        store.local_path("../outside")
+
+
 # --- cloud specifics -------------------------------------------------------------------
 
 

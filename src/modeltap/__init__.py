@@ -14,12 +14,15 @@ from typing import TYPE_CHECKING, Any
 from modeltap.collector import Collector
 from modeltap.context import BasicCorrelationContext, CorrelationContext
 from modeltap.errors import (
+    BadRequestError,
     BufferFullError,
     CollectionDisabledError,
     CollectionError,
     CollectorLimitError,
     ConfigError,
     ModeltapError,
+    NotFoundError,
+    ObjectExistsError,
     StorageError,
 )
 from modeltap.runtime import configure, flush, shutdown, stats
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
     from modeltap.read import join, load
 
 __all__ = [
+    "BadRequestError",
     "BasicCorrelationContext",
     "BufferFullError",
     "CollectionDisabledError",
@@ -38,6 +42,8 @@ __all__ = [
     "ConfigError",
     "CorrelationContext",
     "ModeltapError",
+    "NotFoundError",
+    "ObjectExistsError",
     "StorageError",
     "__version__",
     "configure",

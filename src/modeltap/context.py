@@ -7,6 +7,8 @@ import time
 import uuid
 from typing import Any
 
+from modeltap.errors import ConfigError
+
 __all__ = ["BasicCorrelationContext", "CorrelationContext", "WrapperContext", "new_id"]
 
 
@@ -48,7 +50,7 @@ class BasicCorrelationContext(CorrelationContext):
         if id is not None and not isinstance(id, str):
             raise TypeError(f"BasicCorrelationContext id must be a str, got {type(id).__name__}")
         if id == "":
-            raise ValueError("BasicCorrelationContext id must not be empty")
+            raise ConfigError("must not be empty", field="BasicCorrelationContext id")
         self._id = id if id is not None else new_id()
         self._timestamp = int(time.time()) if timestamp is None else int(timestamp)
         self._headers = dict(headers) if headers else {}

@@ -27,8 +27,9 @@ from typing import Any
 import orjson
 
 from modeltap.erase_table import TableChange, erase_table
+from modeltap.errors import ConfigError
 from modeltap.layout import replacement_name, superseded
-from modeltap.read._source import Source
+from modeltap.read.shared import Source
 from modeltap.record import no_line_breaks
 from modeltap.redact import value_text
 from modeltap.storage.base import Storage
@@ -58,9 +59,15 @@ class Target:
         object.__setattr__(self, "correlation_ids", ids)
         object.__setattr__(self, "values", frozenset(t for t in texts if t is not None))
         if not self.correlation_ids and not (self.column and self.values):
-            raise ValueError("give correlation ids, or an id column and its values")
+            raise ConfigError(
+                "give correlation ids, or an id column and its values", field="correlation_ids"
+            )
         if bool(self.column) != bool(self.values):
-            raise ValueError("an id column needs the values to erase, and values their column")
+            raise ConfigError(
+                "an id column needs the values to erase, and values their column "
+                f"(column={self.column!r}, {len(self.values)} value(s))",
+                field="column",
+            )
 
     def needles(self) -> list[bytes]:
         """Byte strings one of which a line must contain to be affected (a quick filter)."""
@@ -238,7 +245,7 @@ def erase_sources(
     """erase() on each source: an asset name, name:version, datastore URI or folder (the
     reader's sources); workspace None is the default workspace."""
     from modeltap.config import default_workspace
-    from modeltap.read._source import resolve
+    from modeltap.read.shared import resolve
 
     root = workspace if workspace is not None else default_workspace()
     for text in sources:
@@ -262,9 +269,9 @@ def _table(source: Source, workspace: str | os.PathLike[str]) -> Any:
     """(TableLocation, whole) of the collection's compacted table, or None (also when the
     deltalake package, needed only by compacted collections, is not installed)."""
     try:
-        from modeltap.read import _delta
+        from modeltap.read.shared import deltalake_module, find_table
 
-        _delta.deltalake_module()
+        deltalake_module()
     except ImportError:
         return None
-    return _delta.find(source, workspace)
+    return find_table(source, workspace)

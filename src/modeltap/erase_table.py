@@ -26,7 +26,7 @@ from modeltap.errors import ModeltapError
 
 if TYPE_CHECKING:
     from modeltap.erase import Target
-    from modeltap.read._delta import Snapshot, TableLocation
+    from modeltap.read.shared import Snapshot, TableLocation
 
 __all__ = ["TableChange", "delete_before", "erase_table"]
 
@@ -48,10 +48,10 @@ class TableChange:
 
 def erase_table(where: TableLocation, target: Target, *, dry_run: bool = False) -> TableChange:
     """Delete the target's rows from the table at `where` (and the files that held them)."""
-    from modeltap.read import _delta
+    from modeltap.read.shared import open_snapshot
 
     change = TableChange(where.label)
-    snap = _delta.open_snapshot(where, prefix_covered=False)
+    snap = open_snapshot(where, prefix_covered=False)
     if snap is None:
         return change
     change.version = snap.version
@@ -110,7 +110,7 @@ def _matches(snap: Snapshot, target: Target, change: TableChange) -> dict[str, l
             if text is not None and target.holds(orjson.loads(text)):
                 found[rid] = []
         return found
-    from modeltap.read._delta import TABLE_ONLY
+    from modeltap.read.shared import TABLE_ONLY
 
     column = f"data.{target.column}" if target.column in TABLE_ONLY else target.column
     if column not in names:
@@ -174,10 +174,10 @@ def delete_before(
 ) -> TableChange:
     """Retention in a compacted table: delete the rows of the table's partitions (date, and
     hour when it has one) that end at or before `boundary`, and the files that held them."""
-    from modeltap.read import _delta
+    from modeltap.read.shared import open_snapshot
 
     change = TableChange(where.label)
-    snap = _delta.open_snapshot(where, prefix_covered=False)
+    snap = open_snapshot(where, prefix_covered=False)
     if snap is None:
         return change
     change.version = snap.version

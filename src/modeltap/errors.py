@@ -1,17 +1,22 @@
 """The one exception tree of modeltap.
 
     ModeltapError
-    ├── ConfigError          a setting or file is wrong; names the field and the allowed values
+    ├── ConfigError          a setting, argument or file is wrong; names the field and the
+    │                        allowed values (also a ValueError)
     ├── BadRequestError      a scoring request run() or the model cannot take (400, 405, 415)
     ├── CollectionError      collect() could not accept a record
     │   ├── CollectionDisabledError   no configuration, or the collection is not enabled
     │   ├── CollectorLimitError       a sixth collector in one process
     │   └── BufferFullError           the buffer is full and the overflow policy is "raise"
+    ├── NotFoundError        a data asset, folder, collection or column asked for does not
+    │                        exist; names it and suggests the closest existing names
     └── StorageError         reading or writing a datastore failed; names the path
         └── ObjectExistsError         a create-only write found the object already there
 
-`TypeError` (not a ModeltapError) is raised for data that cannot be collected,
-as the source platform's SDK does.
+`TypeError` (not a ModeltapError) is raised for data that cannot be collected, as the
+source platform's SDK does; a frame with repeated column names is a `ValueError`.
+ConfigError is a ValueError too, so code that caught the ValueError a bad argument gave
+before (`read.load(..., start=...)` after `end`, ...) still catches it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ __all__ = [
     "CollectorLimitError",
     "ConfigError",
     "ModeltapError",
+    "NotFoundError",
     "ObjectExistsError",
     "StorageError",
 ]
@@ -33,8 +39,8 @@ class ModeltapError(Exception):
     """Base of every error modeltap raises on purpose."""
 
 
-class ConfigError(ModeltapError):
-    """A configuration value is wrong. The message names the field."""
+class ConfigError(ModeltapError, ValueError):
+    """A configuration value or an argument is wrong. The message names the field."""
 
     def __init__(self, message: str, *, field: str | None = None, source: str | None = None):
         self.message = message
@@ -68,6 +74,12 @@ class CollectorLimitError(CollectionError):
 
 class BufferFullError(CollectionError):
     """The in-memory buffer is full and the overflow policy is "raise"."""
+
+
+class NotFoundError(ModeltapError):
+    """A data asset, folder, collection or column that was asked for does not exist.
+
+    The message names what was asked for and suggests the closest existing names."""
 
 
 class StorageError(ModeltapError):

@@ -152,10 +152,10 @@ def expired(
     storage: Storage, prefix: str, age: timedelta, now: datetime | None = None
 ) -> list[Expired]:
     """The partitions under prefix whose end is more than `age` before now, oldest first."""
-    from modeltap.read._range import partition_of
+    from modeltap.read.shared import partition_of
 
     if age <= timedelta(0):
-        raise ValueError("a retention must be positive")
+        raise ConfigError(f"{age} is not a retention: it must be positive", field="age")
     now = now or datetime.now(UTC)
     cutoff = now - age
     folders: dict[str, tuple[datetime, list[ObjectInfo]]] = {}
@@ -183,14 +183,13 @@ def trim_tables(
     partitions that ended before the retention (the hours of a table of minute partitions
     once their whole hour has) are deleted, with the data files that held them."""
     try:
-        from modeltap.read import _delta
+        from modeltap.read.shared import deltalake_module, find_table
 
-        _delta.deltalake_module()
+        deltalake_module()
     except ImportError:  # no deltalake, so no compacted tables were made here
         return
     from modeltap.erase_table import delete_before
-    from modeltap.read._range import detect_depth
-    from modeltap.read._source import Source
+    from modeltap.read.shared import Source, detect_depth
     from modeltap.storage.registry import open_datastore
 
     now = now or datetime.now(UTC)
@@ -200,7 +199,7 @@ def trim_tables(
             continue  # sweep() names it
         storage = open_datastore(policy.datastore, settings, ws.root)
         try:
-            found = _delta.find(Source(storage, policy.path, policy.path), ws.root)
+            found = find_table(Source(storage, policy.path, policy.path), ws.root)
             if found is None or found[1]:
                 continue
             depth = detect_depth(storage, policy.path) or 4

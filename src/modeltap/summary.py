@@ -32,10 +32,15 @@ from modeltap.config import WorkspaceSettings, load_workspace
 from modeltap.errors import ModeltapError
 from modeltap.jsoncheck import is_json_object
 from modeltap.layout import RollingRate
-from modeltap.read._lines import time_range
-from modeltap.read._load import _THREADS, _progress
-from modeltap.read._range import in_range, partition_of
-from modeltap.read._source import _open, find_asset
+from modeltap.read.shared import (
+    THREADS,
+    find_asset,
+    in_range,
+    open_storage,
+    partition_of,
+    progress_bar,
+    time_range,
+)
 from modeltap.storage.base import ObjectInfo, Storage
 
 __all__ = [
@@ -200,7 +205,7 @@ def _plan(
     try:
         storage = stores.get(asset.datastore)
         if storage is None:
-            storage = stores[asset.datastore] = _open(ws, asset.datastore)
+            storage = stores[asset.datastore] = open_storage(ws, asset.datastore)
         objects = list(storage.list(asset.path))
         url = storage.url(asset.path)
     except ModeltapError as exc:
@@ -333,13 +338,13 @@ def _summarize(
         return found
 
     scans: list[_Scan] = []
-    with _progress(len(jobs), progress, label) as advance:
+    with progress_bar(len(jobs), progress, label) as advance:
         if len(jobs) <= 1:
             for job in jobs:
                 scans.append(scan(job))
                 advance()
         else:
-            with ThreadPoolExecutor(min(_THREADS, len(jobs))) as pool:
+            with ThreadPoolExecutor(min(THREADS, len(jobs))) as pool:
                 for found in pool.map(scan, jobs):
                     scans.append(found)
                     advance()

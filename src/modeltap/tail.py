@@ -17,25 +17,31 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import TracebackType
 
 from modeltap.assets import Catalog
 from modeltap.config import DEFAULT_DATASTORE, load_workspace
-from modeltap.errors import ConfigError
+from modeltap.errors import ConfigError, NotFoundError
 from modeltap.layout import DEFAULT_ROOT, collection_prefix, validate_name
-from modeltap.read._lines import OLDEST, Key, Line, Reader, by_span, matches, order
-from modeltap.read._load import _THREADS
-from modeltap.read._range import (
+from modeltap.read.shared import (
     FUTURE_SLACK,
     MAX_PREFIXES,
+    OLDEST,
+    THREADS,
+    Key,
+    Line,
+    Reader,
+    Source,
+    by_span,
     detect_depth,
     in_range,
+    matches,
+    open_storage,
+    order,
     plan_prefixes,
+    suggest,
 )
-from modeltap.read._source import NotFoundError, Source, _open, suggest
 from modeltap.storage.base import ObjectInfo, Storage
-from modeltap.storage.local import LocalStorage
 
 __all__ = [
     "Found",
@@ -97,8 +103,8 @@ def resolve_collection(
     ]
     if matching:
         asset = max(matching, key=lambda a: (a.created, a.version))
-        return Source(_open(ws, asset.datastore), asset.path, label)
-    storage = _open(ws, DEFAULT_DATASTORE)
+        return Source(open_storage(ws, asset.datastore), asset.path, label)
+    storage = open_storage(ws, DEFAULT_DATASTORE)
     prefix = collection_prefix(DEFAULT_ROOT, endpoint, deployment, collection)
     if _exists(storage, prefix):
         return Source(storage, prefix, label)
@@ -111,8 +117,9 @@ def resolve_collection(
 
 
 def _exists(storage: Storage, prefix: str) -> bool:
-    if isinstance(storage, LocalStorage):  # its listing walks the whole folder first
-        return Path(storage.url(prefix)).is_dir()
+    folder = storage.local_path(prefix)
+    if folder is not None:  # its listing walks the whole folder first
+        return folder.is_dir()
     return next(iter(storage.list(prefix)), None) is not None
 
 
@@ -289,7 +296,7 @@ class Tail:
         if len(folders) <= 2:
             listed = [list(storage.list(f)) for f in folders]
         else:
-            with ThreadPoolExecutor(min(_THREADS, len(folders))) as pool:
+            with ThreadPoolExecutor(min(THREADS, len(folders))) as pool:
                 listed = list(pool.map(lambda f: list(storage.list(f)), folders))
         return in_range([info for found in listed for info in found], prefix, lo, hi)
 

@@ -78,7 +78,7 @@ def compact_command(
     """
     from modeltap import compact
     from modeltap.compact import BATCH_BYTES
-    from modeltap.read._range import to_utc
+    from modeltap.read.shared import to_utc
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
     stop = threading.Event()

@@ -63,9 +63,13 @@ def target(
     `<collection folder>-delta` beside the collection, in the same datastore."""
     from modeltap.assets import Catalog
     from modeltap.config import default_workspace, load_workspace, parse_datastore_uri
-    from modeltap.read import _delta
-    from modeltap.read._range import detect_depth
-    from modeltap.read._source import resolve
+    from modeltap.read.shared import (
+        default_table_path,
+        detect_depth,
+        folder_location,
+        resolve,
+        table_location,
+    )
 
     ws_root = Path(workspace if workspace is not None else default_workspace())
     src = resolve(source, ws_root)
@@ -80,15 +84,15 @@ def target(
     if to is None:
         if src.storage.name == "folder":  # a folder path: the table beside it
             folder = Path(src.storage.url(src.prefix))
-            where = _delta.folder_location(folder.with_name(f"{folder.name}-delta"))
+            where = folder_location(folder.with_name(f"{folder.name}-delta"))
         else:
             ws = load_workspace(ws_root)
-            where = _delta.location(ws, src.storage.name, _delta.default_table_path(src.prefix))
+            where = table_location(ws, src.storage.name, default_table_path(src.prefix))
     elif str(to).startswith("azureml://"):
         datastore, path = parse_datastore_uri(str(to), where="--to")
-        where = _delta.location(load_workspace(ws_root), datastore, path)
+        where = table_location(load_workspace(ws_root), datastore, path)
     else:
-        where = _delta.folder_location(Path(to))
+        where = folder_location(Path(to))
     depth = detect_depth(src.storage, src.prefix)
     return Target(Job(src, where, grace, batch_bytes, lookback), asset, depth)
 
@@ -110,7 +114,7 @@ def compact(
     lookback: once the table has rows, partitions are listed from this long before the
     newest one compacted (objects landing later than that are not looked for); None
     lists the whole collection."""
-    from modeltap.read._range import to_utc
+    from modeltap.read.shared import to_utc
 
     t = target(
         source, to, workspace=workspace, grace=grace, batch_bytes=batch_bytes, lookback=lookback

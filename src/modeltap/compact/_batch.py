@@ -29,8 +29,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from modeltap.read._delta import TABLE_ONLY
-from modeltap.read._parse import ENVELOPE, TIME_TYPE
+from modeltap.read.shared import ENVELOPE, TABLE_ONLY, TIME_TYPE
 
 __all__ = ["Incompatible", "fit", "partition_columns", "payload_table", "rows_table"]
 
@@ -47,7 +46,7 @@ def partition_columns(depth: int) -> list[str]:
 
 
 def rows_table(rows: pa.Table, depth: int, start: datetime) -> pa.Table:
-    """A partition's rows (as read._load.read_objects gives them) in the table's layout;
+    """A partition's rows (as read.shared.read_objects gives them) in the table's layout;
     `start` is the partition's start, the partition value of rows without a time."""
     names = [f"data.{n}" if n in TABLE_ONLY else n for n in rows.column_names]
     rows = rows.rename_columns(names)
@@ -70,7 +69,7 @@ def _positions(ids: Any) -> np.ndarray[Any, Any]:
 
 def payload_table(lines: list[dict[str, Any]], depth: int, start: datetime) -> pa.Table:
     """Payload lines (HTTP bodies, text, stored payloads): one row per line."""
-    from modeltap.read._parse import _py_time
+    from modeltap.read.shared import py_time
 
     skip = {"specversion", "source", "type", "id", "time", "correlationid", "data"}
     fields = list(dict.fromkeys(k for line in lines for k in line if k not in skip))
@@ -80,7 +79,7 @@ def payload_table(lines: list[dict[str, Any]], depth: int, start: datetime) -> p
     for name in fields:
         columns[name] = pa.array([_text(line.get(name)) for line in lines], pa.string())
     columns["correlationid"] = pa.array([_text(x.get("correlationid")) for x in lines], pa.string())
-    columns["time"] = pa.array([_py_time(x.get("time")) for x in lines], TIME_TYPE)
+    columns["time"] = pa.array([py_time(x.get("time")) for x in lines], TIME_TYPE)
     columns["record_id"] = pa.array([_text(x.get("id")) for x in lines], pa.string())
     columns["row_index"] = pa.array(np.zeros(len(lines), dtype=np.int32))
     return _with_partitions(pa.table(columns), depth, start)

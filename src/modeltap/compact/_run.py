@@ -35,11 +35,22 @@ import pyarrow as pa
 from modeltap.compact import _batch
 from modeltap.errors import ModeltapError
 from modeltap.layout import original_name
-from modeltap.read import _delta
-from modeltap.read._load import _objects, read_objects
-from modeltap.read._range import in_range, partition_of
-from modeltap.read._source import Source
-from modeltap.read._tables import concat
+from modeltap.read.shared import (
+    APP_PREFIX,
+    Snapshot,
+    Source,
+    TableLocation,
+    concat,
+    covered_objects,
+    deltalake_module,
+    in_range,
+    list_objects,
+    newest_partition,
+    open_snapshot,
+    partition_of,
+    partition_span,
+    read_objects,
+)
 from modeltap.storage.base import ObjectInfo
 
 __all__ = ["Report", "run"]
@@ -73,7 +84,7 @@ class Report:
 @dataclass(frozen=True)
 class Job:
     src: Source  # the collection
-    where: _delta.TableLocation  # the table
+    where: TableLocation  # the table
     grace: timedelta = timedelta(minutes=10)
     batch_bytes: int = BATCH_BYTES
     # Partitions listed: from this long before the newest compacted one (None: all of them).
@@ -87,15 +98,15 @@ def run(
     stop: Callable[[], bool] = lambda: False,
 ) -> Report:
     """Compact every closed partition (ending at or before `until`, when given)."""
-    deltalake = _delta.deltalake_module()
+    deltalake = deltalake_module()
     report = Report(job.where.label)
     now = now or datetime.now(UTC)
     horizon = now - job.grace if until is None else min(now - job.grace, until)
     while True:
-        snap = _delta.open_snapshot(job.where, prefix_covered=False)
+        snap = open_snapshot(job.where, prefix_covered=False)
         since = _since(job, snap)
         if snap is not None:
-            snap.covered = _delta.covered(job.where, snap.table, since, None)
+            snap.covered = covered_objects(job.where, snap.table, since, None)
         report.version = snap.version if snap else None
         batches = _plan(job, snap, since, horizon, report)
         if not batches:
@@ -128,18 +139,18 @@ def _lost(report: Report, exc: Exception) -> None:
 Partition = tuple[str, datetime, list[ObjectInfo]]  # folder, its start, objects to do
 
 
-def _since(job: Job, snap: _delta.Snapshot | None) -> datetime | None:
+def _since(job: Job, snap: Snapshot | None) -> datetime | None:
     """Where the listing starts: `lookback` before the newest partition compacted."""
     if snap is None or job.lookback is None:
         return None
-    newest = _delta.newest_partition(job.where, snap.table)
-    span = _delta.partition_span(newest) if newest else None
+    newest = newest_partition(job.where, snap.table)
+    span = partition_span(newest) if newest else None
     return span[0] - job.lookback if span else None
 
 
 def _plan(
     job: Job,
-    snap: _delta.Snapshot | None,
+    snap: Snapshot | None,
     since: datetime | None,
     horizon: datetime,
     report: Report,
@@ -150,7 +161,7 @@ def _plan(
     todo: dict[str, Partition] = {}
     waiting = 0
     listed = (
-        _objects(src, since, None)
+        list_objects(src, since, None)
         if since is not None
         else in_range(src.storage.list(src.prefix), src.prefix, None, None)
     )
@@ -183,11 +194,11 @@ def _plan(
 
 def _commit(
     job: Job,
-    snap: _delta.Snapshot | None,
+    snap: Snapshot | None,
     batch: list[Partition],
     report: Report,
     deltalake: Any,
-) -> _delta.Snapshot | None:
+) -> Snapshot | None:
     src, where = job.src, job.where
     base = f"{src.prefix}/" if src.prefix else ""
     committed = snap.schema() if snap is not None else None
@@ -236,7 +247,7 @@ def _commit(
     report.objects += objects
     report.rows += data.num_rows
     if snap is None:
-        snap = _delta.open_snapshot(where, prefix_covered=False)
+        snap = open_snapshot(where, prefix_covered=False)
         assert snap is not None
     snap.covered.update(original_name(o) for v in manifests.values() for o in v)
     log.info(
@@ -252,7 +263,7 @@ def _commit(
 def _write(
     deltalake: Any,
     job: Job,
-    snap: _delta.Snapshot | None,
+    snap: Snapshot | None,
     data: pa.Table,
     depth: int,
     payload: bool,
@@ -264,7 +275,7 @@ def _write(
     commit = CommitProperties(
         custom_metadata={"modeltap.run": run_id, "modeltap.objects": objects},
         max_commit_retries=0,  # land as the version after the one planned from, or fail
-        app_transactions=[Transaction(_delta.APP_PREFIX + run_id, 1, int(time.time() * 1000))],
+        app_transactions=[Transaction(APP_PREFIX + run_id, 1, int(time.time() * 1000))],
     )
     options: dict[str, Any] = {
         "mode": "append",

@@ -54,7 +54,7 @@ def _read_collection(
     spark: Any, path: str, window: Any, workspace: Path, columns: list[str] | None, where: str
 ) -> Any:
     from modeltap import read
-    from modeltap.read._spark import ROW_KEY
+    from modeltap.read.shared import ROW_KEY
 
     source = path[len("azureml:") :] if path.startswith("azureml:") and "://" not in path else path
     try:

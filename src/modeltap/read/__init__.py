@@ -11,13 +11,16 @@ workspace, lists only the partition folders that the time range touches, and rea
 those objects with DuckDB when it is installed (one parallel query, _duck.py) or with
 pyarrow's JSON reader (_parse.py), expanding the `data` lists into rows. See
 docs/reading.md.
+
+Everything else here is private; modeltap's other layers use the reader through
+modeltap.read.shared (not user API).
 """
 
 # _parse first: without pyarrow, its ImportError says how to install it.
 from modeltap.read import _parse  # noqa: F401  # isort: skip
+from modeltap.errors import NotFoundError
 from modeltap.read._join import join
 from modeltap.read._load import SKIPPED, load
-from modeltap.read._source import NotFoundError
 from modeltap.read._spark import spark
 
 __all__ = ["SKIPPED", "NotFoundError", "join", "load", "spark"]

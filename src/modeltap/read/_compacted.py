@@ -14,14 +14,15 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
+from modeltap.errors import NotFoundError
 from modeltap.read import _delta
 from modeltap.read._delta import _RENAMED, TABLE_ONLY
+from modeltap.read._objects import list_objects
 from modeltap.read._parse import ENVELOPE, TIME_TYPE
 from modeltap.read._payload import finish_frame
-from modeltap.read._source import NotFoundError, Source, suggest
+from modeltap.read._source import Source, suggest
 from modeltap.read._tables import SKIPPED, Engine, concat, finish_table, with_columns
 from modeltap.storage.base import ObjectInfo
-from modeltap.storage.local import LocalStorage
 
 __all__ = ["decode_payload", "file_schema", "load", "read_rows"]
 
@@ -53,10 +54,8 @@ def load(
     if whole:
         rest: list[ObjectInfo] = []
     else:
-        from modeltap.read._load import _objects
-
         base = f"{src.prefix}/" if src.prefix else ""
-        infos = _objects(src, t0, t1)
+        infos = list_objects(src, t0, t1)
         rest = [i for i in infos if not snap.covers(i.path[len(base) :])]
         if len(rest) == len(infos) and not snap.covered:
             return json_only(infos)
@@ -164,7 +163,7 @@ def read_rows(
         ]
     )
     files = snap.files(start, end)
-    if isinstance(snap.where.storage, LocalStorage):
+    if snap.where.storage.local_path("") is not None:  # a table in a local folder
         filesystem: Any = None
         paths = [str(Path(snap.where.uri, f)) for f in files]
     else:

@@ -176,8 +176,8 @@ def find(src: Any, workspace: str | os.PathLike[str]) -> Any:
     from modeltap.assets import Catalog
 
     storage, prefix = src.storage, src.prefix
-    if isinstance(storage, LocalStorage) and storage.name == "folder":
-        folder = Path(storage.url(prefix))
+    folder = storage.local_path(prefix) if storage.name == "folder" else None
+    if folder is not None:  # a folder named as the source
         beside = folder.with_name(f"{folder.name}-delta")
         return (folder_location(beside), False) if (beside / "_delta_log").is_dir() else None
     root = Path(workspace)
@@ -203,8 +203,9 @@ def find(src: Any, workspace: str | os.PathLike[str]) -> Any:
 
 def _has_log(storage: Storage, path: str) -> bool:
     log_folder = f"{path}/_delta_log"
-    if isinstance(storage, LocalStorage):
-        return Path(storage.url(log_folder)).is_dir()
+    folder = storage.local_path(log_folder)
+    if folder is not None:
+        return folder.is_dir()
     return next(iter(storage.list(log_folder)), None) is not None
 
 

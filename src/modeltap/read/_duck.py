@@ -31,6 +31,9 @@ start or end of one; `load(..., exact=True)` reads every key of every line.
 
 DuckDB reads files on local disk: _load copies objects of other datastores into a
 temporary folder first (Storage.get()), so every datastore is read the same way.
+
+The sample is taken in _duck_sample.py, the query written in _duck_sql.py; this module runs
+it and falls back file by file.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -48,8 +51,10 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from modeltap.read._duck_sample import Unsuitable, sample_files
+from modeltap.read._duck_sql import COLUMN_IN_ERROR, PAYLOAD, Plan, plan_query
 from modeltap.read._gather import Gathered
-from modeltap.read._parse import ENVELOPE, TIME_TYPE, _array
+from modeltap.read._parse import TIME_TYPE, _array
 from modeltap.storage.base import ObjectInfo, Storage
 from modeltap.storage.local import LocalStorage
 
@@ -57,21 +62,12 @@ __all__ = ["DuckRead", "local_files", "module", "read"]
 
 log = logging.getLogger(__name__)
 
-_HEAD = 1 << 13  # bytes read at each end of a local file for the sample
-_MAX_TAIL = 1 << 24  # past this, the last line of a file is left out of the sample
 _MAX_OBJECT = 256 << 20  # the longest line DuckDB is asked to take
 _MIN_OBJECT = 16 << 20  # DuckDB's default maximum_object_size
-_EXACT_INT = 2**53  # integers up to this are exact as doubles
-_INT64 = 2**63
 _BATCH_ROWS = 1 << 16  # the most rows per Arrow batch (DuckDB sends about one per file)
-_PAYLOAD = "modeltap: payload line"
-_DECIMALS = "modeltap: decimals in column #"
-_BEYOND = "modeltap: integers beyond 2**53 in column #"
-_COLUMN_IN_ERROR = re.compile(r"modeltap: (decimals|integers beyond 2\*\*53) in column #(\d+)\.")
 _FILE_IN_ERROR = re.compile(r'in file "(.*?)"(?:,| at| in|:|$)')
 _THREADS = min(4, (os.cpu_count() or 1) * 2)
 _RETRIES = 2  # files DuckDB stops on before it reads one file per query
-_ENVELOPE = frozenset(ENVELOPE)
 _COPY_BATCHES = 16  # DuckDB batches (about one per file) copied out together
 
 
@@ -82,10 +78,6 @@ def module() -> Any | None:
     except ImportError:
         return None
     return duckdb
-
-
-class Unsuitable(Exception):
-    """The collection is not one DuckDB can read faithfully: use the exact reader."""
 
 
 @dataclass
@@ -102,336 +94,20 @@ class DuckRead:
         return [p for p in self.pieces if isinstance(p, ObjectInfo)]
 
 
-# -- the sample -----------------------------------------------------------------------------
-
-_NUMBERS = frozenset({"int", "big", "float"})
-
-
-def _kind(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        if not -_INT64 <= value < _INT64:
-            raise Unsuitable("an integer beyond int64")
-        return "big" if abs(value) > _EXACT_INT else "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "str"
-    raise Unsuitable("nested values")
-
-
-def _merge(a: str | None, b: str | None) -> str | None:
-    if a is None or a == b:
-        return b
-    if b is None:
-        return a
-    if a in _NUMBERS and b in _NUMBERS:
-        return "float" if "float" in (a, b) else "big"
-    return "str"  # strings with anything, booleans with numbers: JSON text
-
-
-class Sample:
-    """Columns and kinds of values seen in the sampled lines (their first and last rows),
-    in order of appearance."""
-
-    def __init__(self) -> None:
-        self.kinds: dict[str, str | None] = {}
-        self.lines = 0
-        self.rows = 0  # in the sampled lines (about, for long lines)
-        self.bytes = 0  # of the sampled lines
-        # rows already seen: (keys, types of the values) -> positions of the integers
-        self._seen: dict[tuple[tuple[str, ...], tuple[type, ...]], tuple[int, ...]] = {}
-
-    @classmethod
-    def of(cls, lines: list[bytes]) -> Sample:
-        sample = cls()
-        for line in lines:
-            sample.add(line)
-        return sample
-
-    def add(self, raw: bytes) -> None:
-        """Raises Unsuitable for a line DuckDB should not read."""
-        sliced = _sliced(raw) if len(raw) > _SLICE_FROM else None
-        if sliced is not None:
-            self._count(raw, raw.count(b"},{") + 1)
-            for row in sliced:
-                self._row(row)
-            return
-        try:
-            line = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return  # a corrupt or cut line: the read will name its file
-        if not isinstance(line, dict):
-            return
-        data = line.get("data")
-        if "method" in line or not isinstance(data, list):
-            raise Unsuitable("payload lines")
-        self._count(raw, len(data))
-        if data:
-            self._row(data[0])
-            if len(data) > 1:
-                self._row(data[-1])
-
-    def _count(self, raw: bytes, rows: int) -> None:
-        self.lines += 1
-        self.rows += rows
-        self.bytes += len(raw) + 1
-
-    def rows_in(self, size: int) -> int:
-        """About how many rows `size` bytes of such lines hold (rather more than fewer)."""
-        return int(size * self.rows / max(self.bytes, 1) * 1.2) + 1024
-
-    def _row(self, row: Any) -> None:
-        if row is None:
-            return
-        if not isinstance(row, dict):
-            raise Unsuitable("payload lines")
-        values = tuple(row.values())
-        types = tuple(map(type, values))
-        shape = (tuple(row), types)
-        ints = self._seen.get(shape)
-        if ints is None:  # a new shape of row: every value
-            for key, value in row.items():
-                self.kinds[key] = _merge(self.kinds.get(key), _kind(value))
-            self._seen[shape] = tuple(i for i, t in enumerate(types) if t is int)
-            return
-        for i in ints:  # a known shape: only the integers can change kind (by size)
-            if not -_EXACT_INT <= values[i] <= _EXACT_INT:
-                key = shape[0][i]
-                self.kinds[key] = _merge(self.kinds.get(key), _kind(values[i]))
-
-
-_DATA = b'"data":[{'
-_AFTER_DATA = b'}],"correlationid":"'  # record._line writes data, then correlationid
-_SLICE_FROM = 2048  # shorter lines are parsed whole
-_TRIES = 16
-
-
-def _sliced(raw: bytes) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """The first and the last row of a row line laid out as modeltap writes it, parsed
-    from slices of the line (the rows in between are not parsed); None when the line is
-    laid out otherwise, is not a row line, or any slice does not parse as expected.
-
-    A slice boundary is only taken where the bytes cannot be inside a JSON string (quotes
-    in strings are escaped), and every slice must parse as a whole object, so a wrong
-    boundary shows as a parse error and the line is parsed whole instead."""
-    begin = raw.find(_DATA)
-    close = raw.rfind(_AFTER_DATA)
-    if begin < 0 or close <= begin:
-        return None
-    begin += len(_DATA) - 1  # the first row's "{"
-    close += 1  # the "]" that ends data
-    try:
-        envelope = orjson.loads(raw[: begin - 1] + b"null" + raw[close + 1 :])
-        if not isinstance(envelope, dict) or "method" in envelope or envelope["data"] is not None:
-            return None
-        first = _object(raw, begin, lambda at: raw.find(b"},{", at, close), close)
-        cut = close
-        for _ in range(_TRIES):  # the last row starts after the last "},{" that parses
-            cut = raw.rfind(b"},{", begin, cut)
-            start = cut + 2 if cut >= 0 else begin
-            try:
-                last = orjson.loads(raw[start:close])
-            except orjson.JSONDecodeError:
-                if cut < 0:
-                    return None
-                continue
-            return (first, last) if isinstance(last, dict) else None
-    except (orjson.JSONDecodeError, KeyError):
-        return None
-    return None
-
-
-def _object(raw: bytes, begin: int, next_end: Callable[[int], int], close: int) -> Any:
-    """The object that starts at begin: the first candidate end that parses."""
-    at = begin
-    for _ in range(_TRIES):
-        end = next_end(at)
-        end = close - 1 if end < 0 else end
-        try:
-            value = orjson.loads(raw[begin : end + 1])
-        except orjson.JSONDecodeError:
-            if end >= close - 1:
-                break
-            at = end + 1
-            continue
-        if isinstance(value, dict):
-            return value
-        break
-    raise KeyError("no object")
-
-
-def _last_line(data: bytes, whole: bool) -> bytes:
-    """The last line of data (a slice), when it ends with a newline (else it may be cut);
-    when data is only the end of an object (whole is False), nothing unless a newline
-    shows where that line starts."""
-    if not data.endswith((b"\n", b"\r")):
-        return b""
-    end = len(data)
-    while end and data[end - 1] in b" \t\r\n":
-        end -= 1
-    start = data.rfind(b"\n", 0, end) + 1
-    return data[start:end] if start or whole else b""
-
-
-def _ends(data: bytes) -> list[bytes]:
-    """The first and the last line of an object (slices: the object is not copied)."""
-    cut = data.find(b"\n")
-    first = data[:cut] if cut >= 0 else data
-    last = _last_line(data, True) if cut >= 0 else b""
-    return [line for line in (first, last) if line.strip()]
-
-
-def _file_ends(path: str) -> list[bytes]:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        head = os.pread(fd, _HEAD, 0)
-        while b"\n" not in head and len(head) < size:  # a first line longer than _HEAD
-            head += os.pread(fd, len(head), len(head))
-        if size <= len(head):
-            return _ends(head)
-        step = _HEAD
-        last = _last_line(os.pread(fd, step, size - step), False)
-        while not last and step < min(size, _MAX_TAIL):  # a last line longer than that
-            step *= 4
-            last = _last_line(os.pread(fd, step, max(0, size - step)), size <= step)
-    finally:
-        os.close(fd)
-    return [line for line in (head.partition(b"\n")[0], last) if line.strip()]
-
-
 # -- files on disk --------------------------------------------------------------------------
 
 
 def local_files(storage: Storage, infos: list[ObjectInfo]) -> list[str] | None:
-    """Paths on local disk of these objects, when DuckDB may read them directly: a plain
-    LocalStorage (a subclass with its own get() is read through get())."""
-    if not isinstance(storage, LocalStorage) or type(storage).get is not LocalStorage.get:
+    """Paths on local disk of these objects, when DuckDB may read them directly: the
+    storage keeps them as files (Storage.local_path) and its get() is the plain file read
+    of LocalStorage (a storage with a get() of its own, such as a test's that fails some
+    reads, is read through get(), so DuckDB sees what get() gives)."""
+    if storage.local_path("") is None or type(storage).get is not LocalStorage.get:
         return None
-    return [storage.url(info.path) for info in infos]
-
-
-def _sample(paths: list[str]) -> Sample:
-    return Sample.of([line for path in paths for line in _ends_or_nothing(path)])
-
-
-def _ends_or_nothing(path: str) -> list[bytes]:
-    try:
-        return _file_ends(path)
-    except OSError:
-        return []  # unreadable: DuckDB's error names it, the exact reader reports it
+    return [str(storage.local_path(info.path)) for info in infos]
 
 
 # -- the query ------------------------------------------------------------------------------
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-_TYPES = {
-    "int": "DOUBLE",
-    "big": "BIGINT",
-    "float": "DOUBLE",
-    "bool": "BOOLEAN",
-    "str": "VARCHAR",
-    None: "JSON",
-}
-
-
-@dataclass
-class _Plan:
-    sql: str
-    columns: dict[str, str]  # read_ndjson's columns=
-    json: list[str]  # output columns read as JSON (all null in the sample)
-    sampled: set[str]
-    sizes: dict[str, int] = field(default_factory=dict)  # file path -> bytes
-    sample: Sample | None = None
-
-    def rows_in(self, paths: list[str]) -> int:
-        """About how many rows these files hold, to size the numpy columns: reserved, not
-        touched, so a generous guess costs no memory (a short one costs a realloc)."""
-        if self.sample is None:
-            return 0
-        return self.sample.rows_in(sum(self.sizes.get(p, 0) for p in paths))
-
-
-def _plan(
-    sample: Sample,
-    extra: tuple[str, ...],
-    wanted: list[str] | None,
-    start: datetime | None,
-    end: datetime | None,
-    floats: Collection[int] = (),  # columns (by position) read as float whatever the sample
-) -> _Plan:
-    kinds = dict(sample.kinds)
-    if wanted is not None:  # only the data columns asked for (those not sampled as JSON)
-        kinds = {c: kinds.get(c) for c in wanted if c not in _ENVELOPE and c not in extra}
-    kinds = {k: "float" if i in floats else kind for i, (k, kind) in enumerate(kinds.items())}
-    if not kinds:
-        raise Unsuitable("no data column to read")
-    if len({k.lower() for k in kinds}) != len(kinds) or "" in kinds:
-        raise Unsuitable("column names that differ only in case")  # one DuckDB struct field
-    reserved = {*_ENVELOPE, *extra}
-    names = {k: f"data.{k}" if k in reserved else k for k in kinds}
-    if len({*names.values(), *reserved}) < len(names) + len(reserved):
-        raise Unsuitable("a column name given twice")  # e.g. "time" and "data.time"
-    columns = {
-        "id": "VARCHAR",
-        "time": "VARCHAR",
-        "correlationid": "VARCHAR",
-        "method": "VARCHAR",
-        **{name: "VARCHAR" for name in extra},
-        "data": "STRUCT("
-        + ", ".join(f"{_ident(k)} {_TYPES[kind]}" for k, kind in kinds.items())
-        + ")[]",
-    }
-    select = [
-        *(
-            f"{_value(i, k, kind)} AS {_ident(names[k])}"
-            for i, (k, kind) in enumerate(kinds.items())
-        ),
-        *map(_ident, extra),
-        'correlationid, t AS "time", id AS record_id',
-    ]
-    where = [f"CASE WHEN method IS NULL THEN true ELSE error('{_PAYLOAD}') END"]
-    if start is not None:
-        where.append("t >= $start")
-    if end is not None:
-        where.append("t < $end")
-    lines = (
-        'SELECT *, TRY_CAST("time" AS TIMESTAMPTZ) AS t FROM read_ndjson($files, '
-        "columns = $columns, format = 'newline_delimited', maximum_object_size = $size)"
-    )
-    rows = (
-        f"SELECT unnest(data) AS r, {', '.join(['correlationid', 't', 'id', *map(_ident, extra)])} "
-        f"FROM ({lines}) WHERE {' AND '.join(where)}"
-    )
-    return _Plan(
-        f"SELECT {', '.join(select)} FROM ({rows})",
-        columns,
-        [names[k] for k, kind in kinds.items() if kind is None],
-        {names[k] for k in kinds if k in sample.kinds},
-    )
-
-
-def _value(i: int, key: str, kind: str | None) -> str:
-    """The SQL for one data column. Integers are read as doubles (so that a float among
-    them is not rounded) and turned back into BIGINT here, value by value: a value with
-    decimals, or beyond 2**53, stops the query with an error naming the column."""
-    field = f"r.{_ident(key)}"
-    if kind != "int":
-        return field
-    return (
-        f"CASE WHEN {field} IS NULL THEN NULL "
-        f"WHEN {field} <> trunc({field}) THEN error('{_DECIMALS}{i}.') "
-        f"WHEN abs({field}) > {_EXACT_INT} THEN error('{_BEYOND}{i}.') "
-        f"ELSE CAST({field} AS BIGINT) END"
-    )
 
 
 class _Decimals(Exception):
@@ -473,7 +149,7 @@ def _session(con: Any) -> Any:
 def _query(
     con: Any,
     duckdb: Any,
-    plan: _Plan,
+    plan: Plan,
     paths: list[str],
     params: dict[str, Any],
     tick: Callable[[float], None],
@@ -493,9 +169,9 @@ def _query(
         pending.clear()
     except (duckdb.Error, pa.ArrowException, OSError) as exc:  # Arrow's stream re-raises
         message = str(exc)
-        if _PAYLOAD in message:
+        if PAYLOAD in message:
             raise Unsuitable("payload lines") from None
-        column = _COLUMN_IN_ERROR.search(message)
+        column = COLUMN_IN_ERROR.search(message)
         if column and column.group(1) == "decimals":
             raise _Decimals(int(column.group(2))) from None
         if column:
@@ -548,7 +224,7 @@ def _read(
     wanted: list[str] | None,
     tick: Callable[[float], None],
 ) -> DuckRead:
-    sample = _sample(paths)
+    sample = sample_files(paths)
     if not sample.lines:
         raise Unsuitable("no readable line in the sample")
     params: dict[str, Any] = {
@@ -562,7 +238,7 @@ def _read(
     floats: set[int] = set()  # columns of integers found to have decimals
     sizes = {path: info.size for path, info in zip(paths, infos, strict=True)}
     while True:
-        plan = _plan(sample, extra, wanted, start, end, floats)
+        plan = plan_query(sample, extra, wanted, start, end, floats)
         plan.sizes, plan.sample = sizes, sample
         try:
             pieces = _read_all(con, duckdb, plan, paths, {**params, "columns": plan.columns}, tick)
@@ -579,7 +255,7 @@ def _read(
 def _read_all(
     con: Any,
     duckdb: Any,
-    plan: _Plan,
+    plan: Plan,
     paths: list[str],
     params: dict[str, Any],
     tick: Callable[[float], None],
@@ -609,7 +285,7 @@ def _read_all(
 
 
 def _per_file(
-    con: Any, duckdb: Any, plan: _Plan, paths: list[str], params: dict[str, Any]
+    con: Any, duckdb: Any, plan: Plan, paths: list[str], params: dict[str, Any]
 ) -> list[Gathered | str]:
     def one(path: str) -> Gathered | str:
         cursor = _session(con.cursor())
@@ -627,7 +303,7 @@ def _per_file(
 # -- after the query ------------------------------------------------------------------------
 
 
-def _finish(pieces: list[Gathered | str], plan: _Plan) -> list[Gathered | str]:
+def _finish(pieces: list[Gathered | str], plan: Plan) -> list[Gathered | str]:
     gathered = [p for p in pieces if isinstance(p, Gathered)]
     for name in plan.json:
         decoded = [_decoded(g.column(name)) for g in gathered]

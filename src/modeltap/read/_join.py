@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from modeltap.read._source import NotFoundError, suggest
+from modeltap.errors import ConfigError, NotFoundError
+from modeltap.read._source import suggest
 
 __all__ = ["join"]
 
@@ -44,9 +45,11 @@ def join(
     columns already present.
     """
     if how not in _HOW:
-        raise ValueError(f"how={how!r}; allowed: {', '.join(_HOW)}")
+        raise ConfigError(f"how={how!r}; allowed: {', '.join(_HOW)}")
     if isinstance(suffixes, str) or len(suffixes) not in (2, 3):
-        raise ValueError("suffixes must be 2 or 3 strings: (inputs, outputs[, ground truth])")
+        raise ConfigError(
+            f"suffixes={suffixes!r}: give 2 or 3 strings (inputs, outputs[, ground truth])"
+        )
     truth_suffix = suffixes[2] if len(suffixes) == 3 else "_truth"
     left = _frame(inputs, "inputs")
     right = _frame(outputs, "outputs")

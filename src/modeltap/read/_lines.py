@@ -33,7 +33,7 @@ from typing import Any, cast
 import orjson
 
 from modeltap.errors import ModeltapError
-from modeltap.read._parse import _py_time
+from modeltap.read._parse import py_time
 from modeltap.read._range import partition_of
 from modeltap.record import no_line_breaks
 from modeltap.storage.base import ObjectInfo, Storage
@@ -135,7 +135,7 @@ def scan(data: bytes) -> Lines:
         lines.pop()
     stamps = _ENVELOPE_TIME.findall(b"\n" + data)
     if len(stamps) == len(lines):  # every line starts with modeltap's envelope
-        times = {s: _py_time(s.decode("ascii", "replace")) for s in set(stamps)}
+        times = {s: py_time(s.decode("ascii", "replace")) for s in set(stamps)}
         return Lines(lines, list(range(len(lines))), [times[s] for s in stamps]).check_order()
     out = Lines([], [], [])
     for index, raw in enumerate(lines):
@@ -151,7 +151,7 @@ def scan(data: bytes) -> Lines:
         out.parsed[len(out.raw)] = obj
         out.raw.append(raw)
         out.index.append(index)
-        out.times.append(_py_time(obj.get("time")))
+        out.times.append(py_time(obj.get("time")))
     return out.check_order()
 
 
@@ -162,7 +162,7 @@ def time_range(data: bytes) -> tuple[datetime | None, datetime | None]:
     if stamps and len(stamps) == lines and {len(s) for s in stamps} == {20}:
         # all YYYY-MM-DDTHH:MM:SSZ (as modeltap writes them): text order is time order
         first, last = min(stamps), max(stamps)
-        return _py_time(first.decode("ascii", "replace")), _py_time(last.decode("ascii", "replace"))
+        return py_time(first.decode("ascii", "replace")), py_time(last.decode("ascii", "replace"))
     times = [t for t in scan(data).times if t is not None]
     return min(times, default=None), max(times, default=None)
 
@@ -209,7 +209,7 @@ def matches(
         except orjson.JSONDecodeError:
             obj = None
         if isinstance(obj, dict) and str(obj.get("correlationid")) == correlation_id:
-            t = _py_time(obj.get("time"))
+            t = py_time(obj.get("time"))
             if _in(t, start, end):
                 yield Line(raw, obj, t, path, data.count(b"\n", 0, begin))
         at = data.find(needle, stop)

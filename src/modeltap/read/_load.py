@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
@@ -16,13 +15,21 @@ from typing import Any, Literal, overload
 import pandas as pd
 
 from modeltap.config import default_workspace
-from modeltap.errors import ModeltapError
+from modeltap.errors import ConfigError, ModeltapError, NotFoundError
 from modeltap.read import _delta, _duck
 from modeltap.read._gather import Gathered
+from modeltap.read._objects import (
+    PROGRESS_FILES,
+    THREADS,
+    list_objects,
+    parse_all,
+    progress_bar,
+    report,
+)
 from modeltap.read._parse import ENVELOPE, ENVELOPE_FIELDS, Parser, Part
 from modeltap.read._payload import finish_frame, payload_frame
-from modeltap.read._range import TimeLike, detect_depth, in_range, plan_prefixes, to_utc
-from modeltap.read._source import NotFoundError, Source, resolve, suggest
+from modeltap.read._range import TimeLike, utc_range
+from modeltap.read._source import Source, resolve, suggest
 from modeltap.read._tables import (
     SKIPPED,
     Engine,
@@ -41,10 +48,8 @@ __all__ = ["SKIPPED", "load"]
 log = logging.getLogger(__name__)
 
 ENGINES = ("pandas", "arrow", "duckdb")
-PROGRESS_FILES = 20  # the automatic progress bar shows from this many files
 # Below this many bytes in all, pyarrow reads faster than DuckDB starts (and reads exactly).
 DUCKDB_FROM_BYTES = 8 << 20
-_THREADS = min(8, (os.cpu_count() or 1) * 2)
 # Envelope fields that `columns=` may ask for beside the user's columns.
 _EXTRA = ENVELOPE_FIELDS - {"id", "time", "correlationid"}
 
@@ -116,16 +121,7 @@ def load(
     objects the table covers and from the JSON lines for the rest (delta=False reads only
     the JSON lines). Rows come partition by partition, those from the table first.
     """
-    if engine not in ENGINES:
-        raise ValueError(f"engine={engine!r}; allowed: {', '.join(ENGINES)}")
-    if engine == "duckdb":
-        duckdb_module()  # fail before reading, not after
-    if isinstance(columns, str):
-        raise TypeError("columns must be a list of column names, not one string")
-    wanted = list(dict.fromkeys(columns)) if columns is not None else None
-    t0, t1 = to_utc(start, "start"), to_utc(end, "end")
-    if t0 is not None and t1 is not None and t0 > t1:
-        raise ValueError(f"start ({t0.isoformat()}) is after end ({t1.isoformat()})")
+    wanted, t0, t1 = _arguments(engine, columns, start, end)
     ws = workspace if workspace is not None else default_workspace()
     src = resolve(source, ws)
     try:
@@ -136,11 +132,24 @@ def load(
             return _compacted.load(
                 src, table, t0, t1, engine, wanted, resolve_blobs, progress, exact, _load_json
             )
-        return _load_json(
-            src, _objects(src, t0, t1), t0, t1, engine, wanted, resolve_blobs, progress, exact
-        )
+        return _load_json(src, None, t0, t1, engine, wanted, resolve_blobs, progress, exact)
     finally:
         src.storage.close()
+
+
+def _arguments(
+    engine: Engine, columns: Sequence[str] | None, start: TimeLike | None, end: TimeLike | None
+) -> tuple[list[str] | None, datetime | None, datetime | None]:
+    """load()'s arguments checked before anything is read: (the columns asked for, once
+    each; start and end in UTC)."""
+    if engine not in ENGINES:
+        raise ConfigError(f"engine={engine!r}; allowed: {', '.join(ENGINES)}")
+    if engine == "duckdb":
+        duckdb_module()  # fail before reading, not after
+    if isinstance(columns, str):
+        raise TypeError("columns must be a list of column names, not one string")
+    wanted = list(dict.fromkeys(columns)) if columns is not None else None
+    return (wanted, *utc_range(start, end))
 
 
 def _load_json(
@@ -154,22 +163,15 @@ def _load_json(
     progress: bool | None,
     exact: bool,
 ) -> Any:
-    """load() from the JSON lines of these objects (None: those of the time range)."""
+    """load() from the JSON lines of these objects (None: those of the time range), in one
+    of three shapes: DuckDB's columns as a DataFrame, payloads (request/response lines) as
+    a DataFrame, or rows as one Arrow table (then converted for the engine)."""
     if infos is None:
-        infos = _objects(src, t0, t1)
+        infos = list_objects(src, t0, t1)
     extra = tuple(c for c in wanted or () if c in _EXTRA)
-    parser = Parser(t0, t1, extra, threads=len(infos) < _THREADS)
-    duck: _duck.DuckRead | None = None
-    if exact or not _use_duckdb(infos):
-        parts = _parse_all(src.storage, infos, parser, progress, src.label)
-    else:
-        try:
-            duck, parts = _read_duckdb(src, infos, parser, wanted, progress)
-        except Exception as exc:  # e.g. no room for the temporary copy: never fatal
-            log.warning("modeltap: reading %s line by line: %s", src.label, exc)
-            log.debug("DuckDB read of %s failed", src.label, exc_info=True)
-            parts = _parse_all(src.storage, infos, parser, progress, src.label)
-    skipped = _report(src, parts)
+    parser = Parser(t0, t1, extra, threads=len(infos) < THREADS)
+    duck, parts = _read(src, infos, parser, wanted, progress, exact)
+    skipped = report(src, parts)
     sampled = duck.sampled if duck is not None else []
     frame = _duckdb_frame(duck, engine, parts)
     if frame is not None:
@@ -182,17 +184,50 @@ def _load_json(
     del duck
     payload = [(p.path, line) for p in parts for line in p.payload]
     if payload:
-        frame = payload_frame(src, payload, resolve_blobs, skipped)
-        if rows:  # a collection with both rows and payloads: one frame, in time order
-            frame = pd.concat([to_pandas(concat(rows)), frame], ignore_index=True)
-            frame = frame.sort_values("time", kind="stable", ignore_index=True)
-        frame = _select_frame(frame, wanted, src)
-        return finish_frame(frame, engine, skipped, resolve_blobs)
+        return _payload(src, rows, payload, wanted, engine, resolve_blobs, skipped)
     table = _select(rows, wanted, src, sampled)
-    del rows, parts
+    del rows, parts  # the table holds what is left: let the rest go before converting it
     if table.num_rows == 0:
         _no_rows(src, t0, t1, infos)
     return finish_table(table, engine, skipped)
+
+
+def _read(
+    src: Source,
+    infos: list[ObjectInfo],
+    parser: Parser,
+    wanted: list[str] | None,
+    progress: bool | None,
+    exact: bool = False,
+) -> tuple[_duck.DuckRead | None, list[Part]]:
+    """The objects parsed: by DuckDB when it is installed and the read is large enough
+    (and not exact), else line by line, which also takes over when DuckDB fails."""
+    if exact or not _use_duckdb(infos):
+        return None, parse_all(src.storage, infos, parser, progress, src.label)
+    try:
+        return _read_duckdb(src, infos, parser, wanted, progress)
+    except Exception as exc:  # e.g. no room for the temporary copy: never fatal
+        log.warning("modeltap: reading %s line by line: %s", src.label, exc)
+        log.debug("DuckDB read of %s failed", src.label, exc_info=True)
+        return None, parse_all(src.storage, infos, parser, progress, src.label)
+
+
+def _payload(
+    src: Source,
+    rows: list[Any],
+    payload: list[tuple[str, dict[str, Any]]],
+    wanted: list[str] | None,
+    engine: Engine,
+    resolve_blobs: bool,
+    skipped: dict[str, Any],
+) -> Any:
+    """A collection of payload lines (and maybe rows too) as one frame, in time order."""
+    frame = payload_frame(src, payload, resolve_blobs, skipped)
+    if rows:  # a collection with both rows and payloads: one frame, in time order
+        frame = pd.concat([to_pandas(concat(rows)), frame], ignore_index=True)
+        frame = frame.sort_values("time", kind="stable", ignore_index=True)
+    frame = _select_frame(frame, wanted, src)
+    return finish_frame(frame, engine, skipped, resolve_blobs)
 
 
 def read_objects(
@@ -201,17 +236,9 @@ def read_objects(
     """Every row of these objects, with no time filter, for the compactor: (an Arrow table
     of rows with load's columns, or None; payload lines as (object path, line); the report
     of what was skipped; the paths of objects that could not be read at all)."""
-    parser = Parser(None, None, threads=len(infos) < _THREADS)
-    duck: _duck.DuckRead | None = None
-    if not _use_duckdb(infos):
-        parts = _parse_all(src.storage, infos, parser, False, src.label)
-    else:
-        try:
-            duck, parts = _read_duckdb(src, infos, parser, None, False)
-        except Exception as exc:
-            log.warning("modeltap: reading %s line by line: %s", src.label, exc)
-            parts = _parse_all(src.storage, infos, parser, False, src.label)
-    skipped = _report(src, parts)
+    parser = Parser(None, None, threads=len(infos) < THREADS)
+    duck, parts = _read(src, infos, parser, None, False)
+    skipped = report(src, parts)
     sampled = duck.sampled if duck is not None else []
     rows = _rows(duck, parts)
     table = _select(rows, None, src, sampled) if rows else None
@@ -265,7 +292,7 @@ def _read_duckdb(
     all of them when the collection is not one for it) is read line by line."""
     with _on_local_disk(src, infos, progress) as (storage, paths, found, failed):
         auto = None if len(found) >= PROGRESS_FILES else False  # a bar in percent
-        with _progress(100, progress if progress is not None else auto, src.label) as advance:
+        with progress_bar(100, progress if progress is not None else auto, src.label) as advance:
             done = 0
 
             def tick(pct: float) -> None:
@@ -276,7 +303,7 @@ def _read_duckdb(
 
             duck = _duck.read(paths, found, parser.start, parser.end, parser.extra, wanted, tick)
         rest = found if duck is None else duck.exact
-        parts = _parse_all(storage, rest, parser, progress if duck is None else False, src.label)
+        parts = parse_all(storage, rest, parser, progress if duck is None else False, src.label)
     return duck, failed + parts
 
 
@@ -305,8 +332,8 @@ def _on_local_disk(
             return None
 
         with (
-            _progress(len(infos), progress, src.label) as advance,
-            ThreadPoolExecutor(min(_THREADS, len(infos))) as pool,
+            progress_bar(len(infos), progress, src.label) as advance,
+            ThreadPoolExecutor(min(THREADS, len(infos))) as pool,
         ):
             results = []
             for result in pool.map(fetch, infos):
@@ -315,101 +342,6 @@ def _on_local_disk(
         found = [info for info, r in zip(infos, results, strict=True) if r is None]
         failed = [r for r in results if r is not None]
         yield copy, [copy.url(info.path) for info in found], found, failed
-
-
-# -- listing ------------------------------------------------------------------------------
-
-
-def _objects(src: Source, start: datetime | None, end: datetime | None) -> list[ObjectInfo]:
-    storage, prefix = src.storage, src.prefix
-    if start is None and end is None:
-        return in_range(storage.list(prefix), prefix, None, None)
-    depth = detect_depth(storage, prefix)
-    prefixes = plan_prefixes(start, end, depth) if depth is not None else None
-    if depth is None:
-        log.info("modeltap: %s has no yyyy/MM/... partition folders: listing all", src.label)
-    if prefixes is None:
-        return in_range(storage.list(prefix), prefix, start, end)
-    folders = [f"{prefix}/{p}" if prefix else p for p in prefixes]
-    if len(folders) <= 2:
-        listed = [list(storage.list(f)) for f in folders]
-    else:
-        with ThreadPoolExecutor(_THREADS) as pool:
-            listed = list(pool.map(lambda f: list(storage.list(f)), folders))
-    return in_range([info for found in listed for info in found], prefix, start, end)
-
-
-# -- reading ------------------------------------------------------------------------------
-
-
-def _parse_all(
-    storage: Storage, infos: list[ObjectInfo], parser: Parser, progress: bool | None, label: str
-) -> list[Part]:
-    def one(info: ObjectInfo) -> Part:
-        try:
-            data = storage.get(info.path)
-        except ModeltapError as exc:
-            return Part(info.path, error=f"could not be read: {exc}")
-        try:
-            return parser.parse(info.path, data)
-        except Exception as exc:  # never let one odd object break a whole read
-            log.debug("parse of %s failed", info.path, exc_info=True)
-            return Part(info.path, error=f"could not be parsed: {type(exc).__name__}: {exc}")
-
-    if not infos:
-        return []
-    with _progress(len(infos), progress, label) as advance:
-        if len(infos) == 1:
-            parts = [one(infos[0])]
-            advance()
-            return parts
-        parts = []
-        with ThreadPoolExecutor(min(_THREADS, len(infos))) as pool:
-            for part in pool.map(one, infos):
-                parts.append(part)
-                advance()
-    return parts
-
-
-@contextmanager
-def _progress(total: int, enabled: bool | None, label: str) -> Iterator[Callable[..., None]]:
-    """A bar of `total` steps on stderr; `advance(n=1)` moves it on."""
-    show = enabled if enabled is not None else total >= PROGRESS_FILES and sys.stderr.isatty()
-    if not show:
-        yield _nothing
-        return
-    try:
-        from rich.console import Console  # type: ignore[import-not-found, unused-ignore]
-        from rich.progress import Progress  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        if enabled:
-            log.warning("modeltap: progress=True needs rich: pip install rich")
-        yield _nothing
-        return
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(f"reading {label}", total=total)
-        yield lambda n=1: bar.advance(task, n)
-
-
-def _nothing(n: int = 1) -> None:
-    pass
-
-
-def _report(src: Source, parts: list[Part]) -> dict[str, Any]:
-    skipped: dict[str, Any] = {"lines": 0, "files": [], "partial_files": [], "blobs": []}
-    for part in parts:
-        if part.error is not None:
-            skipped["files"].append(part.path)
-            log.warning("modeltap: skipped %s: %s", src.storage.url(part.path), part.error)
-        elif part.bad_lines:
-            skipped["lines"] += part.bad_lines
-            skipped["partial_files"].append(part.path)
-            log.warning(
-                "modeltap: skipped %d line(s) of %s that are not JSON objects",
-                part.bad_lines,
-                src.storage.url(part.path),
-            )
-    return skipped
 
 
 # -- tables -------------------------------------------------------------------------------

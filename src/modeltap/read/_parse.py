@@ -154,7 +154,7 @@ class Parser:
         payload = []
         for o in good:
             if not _row_data(o):
-                o["time"] = _py_time(o.get("time"))
+                o["time"] = py_time(o.get("time"))
                 if _py_in_range(o["time"], self.start, self.end):
                     payload.append(o)
         table = self._rows_from_python(rows) if rows else None
@@ -247,10 +247,10 @@ def times_of(column: Any) -> Any:
         return pc.cast(column, TIME_TYPE)
     except _ARROW_ERRORS:
         values = column.to_pylist()
-        return pa.array([_py_time(v) for v in values], TIME_TYPE)
+        return pa.array([py_time(v) for v in values], TIME_TYPE)
 
 
-def _py_time(value: Any) -> datetime | None:
+def py_time(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value
     if not isinstance(value, str):

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from modeltap.errors import ConfigError
 from modeltap.layout import superseded
 from modeltap.storage.base import ObjectInfo, Storage
-from modeltap.storage.local import LocalStorage
 
 __all__ = [
     "MAX_PREFIXES",
@@ -27,6 +27,7 @@ __all__ = [
     "period",
     "plan_prefixes",
     "to_utc",
+    "utc_range",
 ]
 
 TimeLike = datetime | date | str
@@ -37,14 +38,15 @@ FUTURE_SLACK = timedelta(days=1)  # an open end reads up to now + this
 
 
 def to_utc(value: TimeLike | None, name: str) -> datetime | None:
-    """A UTC datetime from a datetime (naive means UTC), a date, or an ISO 8601 string."""
+    """A UTC datetime from a datetime (naive means UTC), a date, or an ISO 8601 string;
+    a ConfigError (a ValueError) naming `name` for a string that is not a time."""
     if value is None:
         return None
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise ValueError(
+            raise ConfigError(
                 f"{name}={value!r} is not an ISO 8601 time; "
                 "e.g. '2026-11-25', '2026-11-25T10:00', '2026-11-25T10:00:00Z'"
             ) from None
@@ -57,6 +59,17 @@ def to_utc(value: TimeLike | None, name: str) -> datetime | None:
     raise TypeError(
         f"{name} must be a datetime, a date or an ISO 8601 string, got {type(value).__name__}"
     )
+
+
+def utc_range(
+    start: TimeLike | None, end: TimeLike | None
+) -> tuple[datetime | None, datetime | None]:
+    """start and end of a read as UTC datetimes (None: open); a ConfigError when start is
+    after end."""
+    t0, t1 = to_utc(start, "start"), to_utc(end, "end")
+    if t0 is not None and t1 is not None and t0 > t1:
+        raise ConfigError(f"start ({t0.isoformat()}) is after end ({t1.isoformat()})")
+    return t0, t1
 
 
 def period(dirs: list[str]) -> tuple[datetime, datetime] | None:
@@ -149,8 +162,9 @@ def detect_depth(storage: Storage, prefix: str) -> int | None:
     Looks at the first file only: a local folder is walked down one branch; an object
     store's listing is consumed lazily and stopped at the first file.
     """
-    if isinstance(storage, LocalStorage):
-        return _local_depth(Path(storage.url(prefix)), 0)
+    folder = storage.local_path(prefix)
+    if folder is not None:
+        return _local_depth(folder, 0)
     base = f"{prefix}/" if prefix else ""
     for seen, info in enumerate(storage.list(prefix)):
         if seen >= 1000:

@@ -10,18 +10,13 @@ from pathlib import Path
 
 from modeltap.assets import Asset, Catalog
 from modeltap.config import WorkspaceSettings, load_workspace, parse_datastore_uri
-from modeltap.errors import ConfigError, ModeltapError
+from modeltap.errors import ConfigError, NotFoundError
 from modeltap.storage.base import Storage
 from modeltap.storage.local import LocalStorage
 from modeltap.storage.registry import open_datastore
 
-__all__ = ["NotFoundError", "Source", "resolve", "suggest"]
-
-
-class NotFoundError(ModeltapError):
-    """A data asset, folder or column that was asked for does not exist.
-
-    The message names what was asked for and suggests the closest existing names."""
+# NotFoundError lives in modeltap.errors; importable from here as it always was.
+__all__ = ["NotFoundError", "Source", "find_asset", "open_storage", "resolve", "suggest"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +49,7 @@ def resolve(source: str | os.PathLike[str], workspace: str | os.PathLike[str]) -
     if text.startswith("azureml://"):
         ws = load_workspace(workspace)
         datastore, path = parse_datastore_uri(text, where="source")
-        return Source(_open(ws, datastore), path, text)
+        return Source(open_storage(ws, datastore), path, text)
     if "/" in text or "\\" in text or text.startswith((".", "~")):
         return _folder(Path(text).expanduser())
     ws = load_workspace(workspace)
@@ -64,7 +59,7 @@ def resolve(source: str | os.PathLike[str], workspace: str | os.PathLike[str]) -
         return _folder(Path(text))
     asset = find_asset(catalog, text, ws)
     label = f"{asset.name}:{asset.version}"
-    return Source(_open(ws, asset.datastore), asset.path, label, asset)
+    return Source(open_storage(ws, asset.datastore), asset.path, label, asset)
 
 
 def find_asset(catalog: Catalog, text: str, ws: WorkspaceSettings) -> Asset:
@@ -97,7 +92,8 @@ def _folder(path: Path) -> Source:
     return Source(LocalStorage(path, name="folder"), "", str(path))
 
 
-def _open(ws: WorkspaceSettings, datastore: str) -> Storage:
+def open_storage(ws: WorkspaceSettings, datastore: str) -> Storage:
+    """The workspace's datastore of that name, opened; a ConfigError naming the known ones."""
     settings = ws.datastores.get(datastore)
     if settings is None:
         known = sorted(ws.datastores)

@@ -25,11 +25,11 @@ from modeltap.config import default_workspace, load_workspace
 from modeltap.layout import original_name
 from modeltap.read import _delta
 from modeltap.read._compacted import file_schema
+from modeltap.read._objects import list_objects
 from modeltap.read._parse import ENVELOPE
-from modeltap.read._range import TimeLike, to_utc
+from modeltap.read._range import TimeLike, utc_range
 from modeltap.read._source import Source, resolve
 from modeltap.storage.base import ObjectInfo
-from modeltap.storage.local import LocalStorage
 
 __all__ = ["ROW_KEY", "spark", "spark_url"]
 
@@ -71,9 +71,7 @@ def spark(
     except ImportError:
         raise ImportError("read.spark needs pyspark: pip install 'modeltap[spark]'") from None
     session = spark or SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
-    t0, t1 = to_utc(start, "start"), to_utc(end, "end")
-    if t0 is not None and t1 is not None and t0 > t1:
-        raise ValueError(f"start ({t0.isoformat()}) is after end ({t1.isoformat()})")
+    t0, t1 = utc_range(start, end)
     ws = workspace if workspace is not None else default_workspace()
     src = resolve(source, ws)
     try:
@@ -82,13 +80,11 @@ def spark(
         if found is not None and found[1]:
             rest: list[ObjectInfo] = []
         else:
-            from modeltap.read._load import _objects
-
             base = f"{src.prefix}/" if src.prefix else ""
             covered = snap.covered if snap else set()
             rest = [
                 i
-                for i in _objects(src, t0, t1)
+                for i in list_objects(src, t0, t1)
                 if original_name(i.path[len(base) :]) not in covered
             ]
         df, payload = _frame(session, src, ws, snap, rest, t0, t1)
@@ -332,15 +328,16 @@ def _spark_type(t: Any) -> Any:
 
 def spark_url(src: Source, workspace: Any, path: str) -> str:
     """The URL Spark reads an object of a datastore from."""
-    if isinstance(src.storage, LocalStorage):
-        return "file://" + src.storage.url(path)
+    local = src.storage.local_path(path)
+    if local is not None:
+        return "file://" + str(local)
     settings = load_workspace(workspace).datastores[src.storage.name]
     return _cloud_url(settings.type, settings.options, path)
 
 
 def spark_url_of_table(snap: _delta.Snapshot, file: str) -> str:
     where = snap.where
-    if isinstance(where.storage, LocalStorage):
+    if where.storage.local_path("") is not None:  # a table in a local folder
         return "file://" + posixpath.join(where.uri, file)
     scheme, _, rest = where.uri.partition("://")
     container, _, inside = rest.partition("/")

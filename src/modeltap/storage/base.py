@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from modeltap.errors import StorageError
 
@@ -55,6 +56,12 @@ class Storage(ABC):
         """Remove these objects (a backend may do it in bulk requests)."""
         for path in paths:
             self.delete(path)
+
+    def local_path(self, path: str) -> Path | None:
+        """Where the object or folder at path is on this machine's disk, for readers that do
+        better with files than with get() and list() (DuckDB, pyarrow, a walk down one
+        folder); None when the datastore is not a local folder, as for every object store."""
+        return None
 
     def url(self, path: str) -> str:
         """A location for path that a person or another tool can use."""

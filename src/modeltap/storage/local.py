@@ -119,5 +119,8 @@ class LocalStorage(Storage):
         # Path order, as object stores list: "a/b" sorts by the full string, not per folder.
         yield from sorted(found, key=lambda info: info.path)
 
+    def local_path(self, path: str) -> Path:
+        return self._path(path)
+
     def url(self, path: str) -> str:
         return str(self._path(path))

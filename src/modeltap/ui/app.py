@@ -25,8 +25,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from modeltap.config import default_workspace
-from modeltap.errors import ConfigError, ModeltapError, StorageError
-from modeltap.read._source import NotFoundError
+from modeltap.errors import ConfigError, ModeltapError, NotFoundError, StorageError
 from modeltap.ui import data, present, views
 from modeltap.ui.guard import Guard
 

@@ -20,8 +20,8 @@ from modeltap import status, summary
 from modeltap import tail as tails
 from modeltap.assets import Catalog
 from modeltap.config import load_workspace
-from modeltap.read._range import to_utc
-from modeltap.read._source import NotFoundError
+from modeltap.errors import NotFoundError
+from modeltap.read.shared import to_utc
 from modeltap.ui.present import Table, payload_table, rows_table
 
 __all__ = [

@@ -12,8 +12,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from modeltap.errors import NotFoundError
 from modeltap.monitor import history
-from modeltap.read._source import NotFoundError, suggest
+from modeltap.read.shared import suggest
 from modeltap.ui.present import when
 
 __all__ = ["HISTORY_RUNS", "MonitorCard", "MonitorDetail", "monitor", "monitors", "report_path"]

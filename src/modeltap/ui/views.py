@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.templating import Jinja2Templates
 
+from modeltap.errors import NotFoundError
 from modeltap.layout import validate_name
-from modeltap.read._source import NotFoundError
 from modeltap.ui import data, monitoring, present
 
 __all__ = [
