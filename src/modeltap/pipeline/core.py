@@ -57,7 +57,7 @@ class Pipeline:
         self._commits = Commits(state, self._spooler)
         self._writer = Writer(state, self._buffer, self._commits, self._spooler)
         # Durability "spool" appends on the caller's thread; "memory" queues for the writer.
-        self._put = None
+        self._put = self._buffer.put
         if settings.durability == "spool" and self._spooler is not None:
             self._put = self._spooler.submit
         self._writer.thread.start()
@@ -67,10 +67,7 @@ class Pipeline:
     def submit(self, record: Record, size: int = 1024) -> None:
         """Accept a record, or count it dropped and raise BufferFullError when there is no
         room (at once under "drop" and "raise", after `block_timeout` under "block")."""
-        if self._put is not None:
-            self._put(record)
-        else:
-            self._buffer.put(record, size)
+        self._put(record, size)
 
     def add_commit_listener(self, listener: Callable[[float, int, int], None]) -> None:
         """Call listener(seconds, bytes, records) after every object committed (metrics)."""

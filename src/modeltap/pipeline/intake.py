@@ -60,7 +60,8 @@ class Buffer:
                 )
             self._queue.append((record, size))
             self._bytes += size
-            state.accept()
+            state.submitted += 1
+            state.counters.accepted += 1
             if state.writer_idle:
                 state.cond.notify_all()
 

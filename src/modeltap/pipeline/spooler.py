@@ -45,9 +45,10 @@ class Spooler:
 
     # -- callers (durability "spool") ----------------------------------------------------
 
-    def submit(self, record: Record) -> None:
+    def submit(self, record: Record, size: int = 0) -> None:
         """Encode here, on the caller's thread, and append the line to the spool before
-        returning (the writer uploads sealed segments later)."""
+        returning (the writer uploads sealed segments later). `size` is unused: the
+        spool's room is counted in encoded bytes."""
         state = self._state
         route = state.routes.get(record.collection)
         if route is None:
@@ -75,7 +76,8 @@ class Spooler:
             if segment.nbytes >= state.settings.object_bytes:
                 self.spool.seal(self._open.pop(key).path)
                 news = True  # and one to upload
-            state.accept()
+            state.submitted += 1
+            state.counters.accepted += 1
             self.records += 1
             state.counters.spooled += 1
             # Woken only with news: it already waits for the open segments' seal times.

@@ -81,13 +81,8 @@ class State:
         self.shutdown_deadline = 0.0  # the writer stops retrying then
         self.flush_requested = 0  # flush() calls waiting
         self.writer_idle = False
-        self.submitted = 0  # records ever accepted
+        self.submitted = 0  # records ever accepted (counted by the buffer or the spooler)
         self.settled = 0  # records written or dropped
-
-    def accept(self) -> None:
-        """Count one accepted record (under the lock)."""
-        self.submitted += 1
-        self.counters.accepted += 1
 
     def storage_failed(self) -> float:
         """Count a failed storage call and schedule the next attempt; the delay chosen."""
