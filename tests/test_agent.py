@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -26,11 +27,17 @@ DEPLOYMENT = "name: blue\nendpoint_name: my_endpoint\n" + SOURCE_DATA_COLLECTOR
 
 
 class Agent:
-    def __init__(self, tmp: Path, max_body: int = 1_000_000, workers: int = 1):
+    def __init__(
+        self,
+        tmp: Path,
+        max_body: int = 1_000_000,
+        workers: int = 1,
+        deployment: str = DEPLOYMENT,
+    ):
         self.workspace = tmp / "ws"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/modeldata/log"
-        (tmp / "deployment.yml").write_text(DEPLOYMENT)
+        (tmp / "deployment.yml").write_text(deployment)
         self.log = (tmp / "agent.log").open("wb")
         self.proc = subprocess.Popen(
             [
@@ -161,29 +168,42 @@ def post(agent: Agent, body: bytes, **headers: str | bytes) -> httpx.Response:
 
 
 @pytest.mark.slow
+def writer_pids(workspace: Path) -> set[str]:
+    """The processes that committed objects so far: {writer}-{pid}-{seq}.jsonl."""
+    root = store_root(workspace)
+    return {f.name.split("-")[1] for f in root.rglob("*.jsonl")} if root.exists() else set()
+
+
 def test_two_worker_processes_land_every_accepted_post_once(tmp_path):
-    running = Agent(tmp_path, workers=2)
+    # Commits every 0.2 s show which workers have taken posts while the load runs.
+    deployment = DEPLOYMENT + "  modeltap:\n    flush_interval: 0.2\n"
+    running = Agent(tmp_path, workers=2, deployment=deployment)
+    headers = {"content-type": "application/json", "ce-type": "azureml.inference.model_inputs"}
+    body = orjson.dumps([{"x": "y" * 100}] * 200)[:-1]  # ~22 KB: each post keeps a worker busy
+
+    def post_once(client: httpx.Client, i: int) -> int:
+        response = client.post(
+            running.url,
+            content=body + f',{{"i":{i}}}]'.encode(),
+            # A connection of its own: a worker busy with one post leaves the next to the other.
+            headers={**headers, "ce-x-request-id": f"r{i}", "connection": "close"},
+        )
+        return response.status_code
+
     try:
-        headers = {
-            "content-type": "application/json",
-            "ce-type": "azureml.inference.model_inputs",
-        }
-        pids = set()
-        with httpx.Client(timeout=10) as client:
-            for i in range(300):
-                # a new connection per post, so both workers take some
-                response = client.post(
-                    running.url,
-                    content=f'[{{"i":{i}}}]',
-                    headers={**headers, "ce-x-request-id": f"r{i}", "connection": "close"},
-                )
-                assert response.status_code == 200, response.text
+        sent = 0
+        # Bursts of 64 posts, 8 at a time, until both workers have committed (at most 20).
+        while len(writer_pids(running.workspace)) < 2 and sent < 20 * 64:
+            with httpx.Client(timeout=30) as client, ThreadPoolExecutor(8) as pool:
+                statuses = list(pool.map(post_once, [client] * 64, range(sent, sent + 64)))
+            assert statuses == [200] * 64
+            sent += 64
+            time.sleep(0.5)  # past a commit interval: each worker's share is on disk by now
         assert running.stop() == 0
         lines = running.lines("model_inputs")
-        assert sorted(row["i"] for line in lines for row in line["data"]) == list(range(300))
-        for f in store_root(running.workspace).rglob("*.jsonl"):
-            pids.add(f.name.split("-")[1])  # {writer}-{pid}-{seq}.jsonl
-        assert len(pids) == 2
+        landed = sorted(row["i"] for line in lines for row in line["data"] if "i" in row)
+        assert landed == list(range(sent))  # every accepted post, exactly once
+        assert len(writer_pids(running.workspace)) == 2
     finally:
         if running.proc.poll() is None:
             running.stop()

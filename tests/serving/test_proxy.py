@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
+from modeltap.serving.proxy import HEALTH_PATH, ProxyApp
 from tests.conftest import read_lines, store_root
 from tests.servers import Process, free_port, start_cli
+from tests.serving import upstream_app
 
 DEPLOYMENT = """
 name: blue
@@ -91,6 +94,28 @@ def test_proxy_forwards_and_logs(tmp_path, upstream):
     assert responses["p1"]["statuscode"] == 200
     assert sorted(line["statuscode"] for line in responses.values()) == [200, 200, 418]
     assert len(requests) == 3
+
+
+def test_the_upstream_answer_passes_back_as_it_came_and_health_stays_here():
+    """In process: the proxy's client reaches the stand-in upstream app directly."""
+    proxy = ProxyApp("http://upstream")
+    proxy.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=upstream_app.app))
+
+    async def drive() -> tuple[httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=proxy)
+        async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as client:
+            cookies = await client.post("/cookies?x=1", content=b"abc")
+            health = await client.get(HEALTH_PATH)
+        assert proxy.client is not None
+        await proxy.client.aclose()
+        return cookies, health
+
+    cookies, health = asyncio.run(drive())
+    assert cookies.status_code == 200
+    assert cookies.json() == {"got": 3, "path": "/cookies"}
+    assert cookies.headers.get_list("set-cookie") == ["a=1", "b=2"]  # both, in order
+    assert cookies.headers["x-model"] == "m1"
+    assert (health.status_code, health.text) == (200, "Healthy")
 
 
 @pytest.mark.slow

@@ -12,11 +12,8 @@ async def app(scope, receive, send):  # type: ignore[no-untyped-def]
             break
     status = 418 if scope["path"] == "/teapot" else 200
     out = b'{"got": %d, "path": "%s"}' % (len(body), scope["path"].encode())
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"x-model", b"m1")],
-        }
-    )
+    headers = [(b"content-type", b"application/json"), (b"x-model", b"m1")]
+    if scope["path"] == "/cookies":  # a header that comes twice
+        headers += [(b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": out})

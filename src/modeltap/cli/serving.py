@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import atexit
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -20,9 +19,6 @@ from modeltap.cli._common import (
     workers_option,
     workspace_option,
 )
-
-if TYPE_CHECKING:
-    from modeltap.config import DeploymentSettings
 
 
 @click.command()
@@ -107,92 +103,29 @@ def serve(
       curl -X POST localhost:5001/score -d '{"data": [[5.1, 3.5, 1.4, 0.2]]}'
       modeltap serve -f examples/mlflow-credit/deployment.yml --collect
     """
-    from modeltap.config import ENV_COLLECT_MODEL_DATA
-    from modeltap.redact import access_log_config
-    from modeltap.serving.app import ENV_THREADS
-    from modeltap.serving.limits import ENV_MAX_BODY
-    from modeltap.serving.shutdown import ENV_DRAIN_SECONDS, Budget
+    from modeltap.serving import launch
 
-    os.environ[ENV_COLLECT_MODEL_DATA] = "1" if collect else ""
+    launch.collect_model_data(collect)  # read with the settings
     settings, ws_root = load_settings(deployment_file, workspace)
-    mlflow_model = _export_scorer(settings)
-    os.environ[ENV_THREADS] = "1" if threads else ""
-    os.environ[ENV_MAX_BODY] = str(max_body)
-    if loop == "auto":
-        loop = "asyncio" if mlflow_model else "auto"  # uvicorn's auto: uvloop when installed
+    options = launch.ServeOptions(
+        workers=workers,
+        threads=threads,
+        with_agent=with_agent,
+        agent_port=agent_port,
+        loop=loop,
+        max_body=max_body,
+        shutdown_timeout=shutdown_timeout,
+    )
+    plan = launch.plan_serve(settings, ws_root, options)
     names = ", ".join(sorted(settings.collections)) or "nothing (no collection enabled)"
     click.echo(
         f"modeltap: serving {settings.endpoint}/{settings.deployment} on "
-        f"http://{host}:{port} with {workers} worker(s) (event loop: {loop}); collecting "
+        f"http://{host}:{port} with {workers} worker(s) (event loop: {plan.loop}); collecting "
         f"{names} into workspace {ws_root}",
         err=True,
     )
-    # The SDK's collections go through the agent sidecar; an MLflow model collects itself.
-    custom = sorted(n for n, c in settings.collections.items() if not c.is_payload)
-    custom = [] if mlflow_model else custom
-    # Payload records are made by the sidecar, off the scoring workers (serving/relay.py);
-    # with durability spool each worker spools its own before the next request.
-    relay = any(c.is_payload for c in settings.collections.values()) and (
-        settings.pipeline.durability == "memory"
-    )
-    sidecar = None
-    budget = Budget.of(shutdown_timeout, sidecar=with_agent and bool(custom or relay))
-    if budget.sidecar:
-        from modeltap.serving.relay import ENV_RELAY_SOCKET
-        from modeltap.serving.sidecar import AgentSidecar
-
-        sidecar = AgentSidecar(settings.file, ws_root, custom, agent_port, relay=relay)
-        sidecar.start(drain=budget.sidecar)
-        if custom:
-            os.environ.update(sidecar.sdk_environment())
-        if sidecar.relay_socket is not None:
-            os.environ[ENV_RELAY_SOCKET] = str(sidecar.relay_socket)
-    os.environ[ENV_DRAIN_SECONDS] = str(budget.drain)  # each worker's lifespan shutdown
-    try:
-        # with redaction rules, request lines are logged without their query strings
-        quiet = {"log_config": access_log_config()} if settings.redact.collections else {}
-        run_server(
-            "modeltap.serving.app:create_app",
-            host,
-            port,
-            log_level,
-            graceful=budget.graceful,
-            workers=workers,
-            loop=loop,
-            **quiet,
-        )
-    finally:
-        if sidecar is not None:  # after every worker has exited: they hand it their last
-            sidecar.stop(budget.sidecar)
-
-
-def _export_scorer(settings: DeploymentSettings) -> bool:
-    """What the workers serve: the score.py, or the MLflow model when there is none (True)."""
-    from modeltap.errors import ConfigError
-    from modeltap.serving.app import ENV_MLFLOW_MODEL, ENV_MODEL_DIR, ENV_SCRIPT
-    from modeltap.serving.model_dir import ModelFolder
-
-    mlflow_model = False
-    if settings.code_dir is not None and settings.scoring_script is not None:
-        os.environ[ENV_SCRIPT] = str(settings.code_dir / settings.scoring_script)
-    elif settings.model_type == "mlflow_model" and settings.model_path is not None:
-        from modeltap.serving.mlflow_model import require_mlflow
-
-        require_mlflow()
-        mlflow_model = True
-    else:
-        raise ConfigError(
-            "needs code and scoring_script to serve, or a local MLflow model "
-            "(model: {path: ./model, type: mlflow_model})",
-            field="code_configuration",
-            source=str(settings.file),
-        )
-    if settings.model_path is not None:
-        folder = ModelFolder(settings.model_path)
-        os.environ[ENV_MODEL_DIR] = str(folder.open())
-        atexit.register(folder.close)  # the folder of links, if one was made
-    os.environ[ENV_MLFLOW_MODEL] = str(settings.model_path) if mlflow_model else ""
-    return mlflow_model
+    with launch.started(plan):
+        run_server(launch.APP_FACTORY, host, port, log_level, **plan.server_options())
 
 
 @click.command()

@@ -23,7 +23,8 @@ import math
 import time
 
 import orjson
-from starlette.types import Receive, Scope, Send
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modeltap import sampling
 from modeltap.context import new_id
@@ -65,13 +66,18 @@ _OWN_HEADERS = {
 }
 # pandas 3 reports its frame type by its public name; the line format uses the full one.
 _DATA_TYPES = {"pandas.DataFrame": "pandas.core.frame.DataFrame"}
-# An empty 200, as the SDK only reads the status: the response then leaves in one write.
+# The accepted 200 stays hand-built (other answers are starlette Responses): an empty 200
+# in two constant messages uvicorn only reads, so answering a post allocates nothing (the
+# SDK reads only the status; the response leaves in one write). A shared Response() here
+# measured slower in bench/bench_agent.py (1x10, 6 interleaved reps): median server CPU
+# 231 vs 198 us per request (+17%), 1969 vs 2052 req/s.
 _ACCEPTED_START = {
     "type": "http.response.start",
     "status": 200,
     "headers": [(b"content-length", b"0")],
 }
 _ACCEPTED_BODY = {"type": "http.response.body", "body": b""}
+_HEALTHY = JSONResponse({"status": "ok"})
 
 
 class Rejected(Exception):
@@ -108,27 +114,32 @@ class AgentApp:
         if scope["type"] != "http":
             return
         try:
-            if scope["path"] == "/" and scope["method"] in ("GET", "HEAD"):
-                await _respond(send, 200, b'{"status":"ok"}')
+            if scope["path"] == AGENT_PATH and scope["method"] == "POST":
+                headers, header_bytes = self._headers(scope)
+                body = await self._body(receive, headers)
+                self._accept(headers, body, header_bytes)
+                await send(_ACCEPTED_START)
+                await send(_ACCEPTED_BODY)
                 return
-            if scope["path"] == METRICS_PATH:  # Prometheus
-                await self.metrics(scope, receive, send)
-                return
-            if scope["path"] != AGENT_PATH:
-                raise Rejected(404, f"unknown path {scope['path']!r}; post to {AGENT_PATH}")
-            if scope["method"] != "POST":
-                raise Rejected(405, f"method {scope['method']} not allowed; use POST")
-            headers, header_bytes = self._headers(scope)
-            body = await self._body(receive, headers)
-            self._accept(headers, body, header_bytes)
-            await send(_ACCEPTED_START)  # constant messages: uvicorn only reads them
-            await send(_ACCEPTED_BODY)
+            response = self._not_a_post(scope)
         except Rejected as exc:
-            await _respond(send, exc.status, orjson.dumps({"error": exc.reason}))
+            response = _error(exc.status, exc.reason)
         except Exception as exc:  # never die from a request; the record it carried is counted
             log.exception("agent: unexpected error")
             self.runtime.pipeline.count_dropped(1, exc)
-            await _respond(send, 500, orjson.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+            response = _error(500, f"{type(exc).__name__}: {exc}")
+        await response(scope, receive, send)
+
+    def _not_a_post(self, scope: Scope) -> ASGIApp:
+        """What answers a request that is not a post of a record: health, metrics, or
+        Rejected with a reason."""
+        if scope["path"] == "/" and scope["method"] in ("GET", "HEAD"):
+            return _HEALTHY
+        if scope["path"] == METRICS_PATH:  # Prometheus
+            return self.metrics
+        if scope["path"] != AGENT_PATH:
+            raise Rejected(404, f"unknown path {scope['path']!r}; post to {AGENT_PATH}")
+        raise Rejected(405, f"method {scope['method']} not allowed; use POST")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -303,18 +314,8 @@ def _json(body: bytes) -> bytes:
     return orjson.dumps(body.decode())
 
 
-async def _respond(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+def _error(status: int, reason: str) -> Response:
+    return JSONResponse({"error": reason}, status)
 
 
 def create_agent_app() -> AgentApp:

@@ -24,6 +24,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Lifespan
 
 from modeltap import runtime
 from modeltap.context import current_request_id, new_id
@@ -116,10 +117,31 @@ def _scorer_from_environment() -> Scorer:
 def create_app(script: Scorer | None = None, *, configure: bool = True) -> Starlette:
     """The app for one worker process; settings come from the environment `serve` sets.
 
-    script: a ScoreScript, or an MLflow model (serving/mlflow_model.py)."""
+    script: a ScoreScript, or an MLflow model (serving/mlflow_model.py).
+    configure: set collection up from the environment at startup, and shut it down."""
     scorer = script if script is not None else _scorer_from_environment()
+    endpoints = _Endpoints(scorer, in_threads=os.environ.get(ENV_THREADS, "") == "1")
+    return Starlette(
+        middleware=[
+            Middleware(
+                PayloadLogger,
+                paths=("/score",),
+                relay_socket=os.environ.get(ENV_RELAY_SOCKET) or None,
+            ),
+            Middleware(BodyLimit),  # inside payload logging: a 413 is logged too
+        ],
+        routes=[
+            Route("/", _health, methods=["GET"]),
+            Route("/score", endpoints.score, methods=["GET", "POST", "OPTIONS"]),
+            Route("/swagger.json", endpoints.swagger, methods=["GET"]),
+            Route(METRICS_PATH, MetricsApp(), methods=["GET"]),  # Prometheus
+        ],
+        lifespan=_lifespan(scorer, configure),
+    )
 
-    in_threads = os.environ.get(ENV_THREADS, "") == "1"
+
+def _lifespan(scorer: Scorer, configure: bool) -> Lifespan[Starlette]:
+    """The worker's start (collection, then init()) and end (deliver what it collected)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -137,28 +159,28 @@ def create_app(script: Scorer | None = None, *, configure: bool = True) -> Starl
             if configure:  # the SDK's queue into the sidecar, then modeltap's pipeline
                 finish_worker()
 
-    async def health(request: Request) -> Response:
-        return PlainTextResponse("Healthy")
+    return lifespan
 
-    async def score(request: Request) -> Response:
+
+async def _health(request: Request) -> Response:
+    return PlainTextResponse("Healthy")
+
+
+class _Endpoints:
+    """/score and /swagger.json over one scorer."""
+
+    def __init__(self, scorer: Scorer, in_threads: bool):
+        self.scorer = scorer
+        self.in_threads = in_threads  # a sync run() in the thread pool, not on the loop
+
+    async def score(self, request: Request) -> Response:
         request_id = _request_id(request)
         body = await request.body()
         try:
-            arguments = scorer.arguments(request.scope, body)
+            arguments = self.scorer.arguments(request.scope, body)
             if arguments is None:  # OPTIONS: the platform answers 200, empty
                 return Response(b"", headers={REQUEST_ID_HEADER: header_text(request_id)})
-            if scorer.run_is_async:
-                token = current_request_id.set(request_id)
-                try:
-                    result = await scorer.call(arguments)
-                finally:
-                    current_request_id.reset(token)
-            elif in_threads:
-                result = await run_in_threadpool(_call_with_id, scorer, request_id, arguments)
-            else:
-                # Like the source platform's sync workers: one run() at a time per process,
-                # on the event loop; a thread hop would cost more than a small model's run().
-                result = _call_with_id(scorer, request_id, arguments)
+            result = await self._run(arguments, request_id)
             return _to_response(result, request_id)
         except BadRequestError as exc:  # the request, not run(): the platform's 4xx
             return error_response(exc.status, exc.message, request_id)
@@ -166,27 +188,23 @@ def create_app(script: Scorer | None = None, *, configure: bool = True) -> Starl
             log.exception("run() failed for request %s", request_id)
             return error_response(500, f"{type(exc).__name__}: {exc}", request_id)
 
-    async def swagger(request: Request) -> Response:
+    async def _run(self, arguments: dict[str, Any], request_id: str) -> Any:
+        """run()'s result, with the request id as the correlation id of what it collects."""
+        if self.scorer.run_is_async:
+            token = current_request_id.set(request_id)
+            try:
+                return await self.scorer.call(arguments)
+            finally:
+                current_request_id.reset(token)
+        if self.in_threads:
+            return await run_in_threadpool(_call_with_id, self.scorer, request_id, arguments)
+        # Like the source platform's sync workers: one run() at a time per process, on
+        # the event loop; a thread hop would cost more than a small model's run().
+        return _call_with_id(self.scorer, request_id, arguments)
+
+    async def swagger(self, request: Request) -> Response:
         try:
-            document = scorer.swagger().get(request.query_params.get("version"))
+            document = self.scorer.swagger().get(request.query_params.get("version"))
         except BadRequestError as exc:
             return error_response(exc.status, exc.message)
         return Response(orjson.dumps(document), media_type="application/json")
-
-    return Starlette(
-        middleware=[
-            Middleware(
-                PayloadLogger,
-                paths=("/score",),
-                relay_socket=os.environ.get(ENV_RELAY_SOCKET) or None,
-            ),
-            Middleware(BodyLimit),  # inside payload logging: a 413 is logged too
-        ],
-        routes=[
-            Route("/", health, methods=["GET"]),
-            Route("/score", score, methods=["GET", "POST", "OPTIONS"]),
-            Route("/swagger.json", swagger, methods=["GET"]),
-            Route(METRICS_PATH, MetricsApp(), methods=["GET"]),  # Prometheus
-        ],
-        lifespan=lifespan,
-    )

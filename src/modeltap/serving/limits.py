@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import os
 
-import orjson
 from starlette.requests import ClientDisconnect
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modeltap.serving.payload import SCOPE_REFUSED
@@ -46,7 +46,7 @@ class BodyLimit:
         declared = _content_length(scope)
         if declared is not None:
             if declared > self.max_body:
-                await self._refuse(scope, send, f"body of {declared} bytes")
+                await self._refuse(scope, receive, send, f"body of {declared} bytes")
                 return
             # The server frames the body by its content-length: it cannot grow past it.
             try:
@@ -76,7 +76,7 @@ class BodyLimit:
         except _TooLarge:
             if started:  # the app answered before reading the body: nothing left to say
                 return
-            await self._refuse(scope, send, f"body of more than {self.max_body} bytes")
+            await self._refuse(scope, receive, send, f"body of more than {self.max_body} bytes")
         except ClientDisconnect:
             if started:
                 raise
@@ -90,22 +90,12 @@ class BodyLimit:
             when,
         )
 
-    async def _refuse(self, scope: Scope, send: Send, what: str) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, what: str) -> None:
         reason = f"{what} is over the limit of {self.max_body} bytes"
         scope[SCOPE_REFUSED] = reason
-        body = orjson.dumps({"error": reason})
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),  # the rest of the body is not read
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        # connection: close, as the rest of the body is not read
+        response = JSONResponse({"error": reason}, 413, headers={"connection": "close"})
+        await response(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:

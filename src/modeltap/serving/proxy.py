@@ -20,7 +20,7 @@ import os
 from collections.abc import AsyncIterator
 
 import httpx
-import orjson
+from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 import modeltap
@@ -64,9 +64,12 @@ _HOP_BY_HOP = {
     b"host",
     b"content-length",
 }
+_HEALTHY = PlainTextResponse("Healthy")
 
 
 class ProxyApp:
+    """Forwards every call to `upstream` (a pure ASGI app; PayloadLogger wraps it)."""
+
     def __init__(self, upstream: str, timeout: float = 300.0):
         self.upstream = upstream.rstrip("/")
         self.timeout = timeout
@@ -76,74 +79,43 @@ class ProxyApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+        elif scope["type"] != "http":
             return
-        if scope["type"] != "http":
-            return
-        if scope["path"] == HEALTH_PATH:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [(b"content-type", b"text/plain")],
-                }
-            )
-            await send({"type": "http.response.body", "body": b"Healthy"})
-            return
-        if scope["path"] == PROXY_METRICS_PATH:  # Prometheus; /metrics goes upstream
+        elif scope["path"] == HEALTH_PATH:
+            await _HEALTHY(scope, receive, send)
+        elif scope["path"] == PROXY_METRICS_PATH:  # Prometheus; /metrics goes upstream
             await self.metrics(scope, receive, send)
+        else:
+            await self._forward(scope, receive, send)
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The call sent upstream; its answer streamed back, or a 502 naming the upstream."""
+        try:
+            upstream = await self._send_upstream(scope, receive)
+        except httpx.HTTPError as exc:
+            message = f"upstream {self.upstream} unreachable: {type(exc).__name__}: {exc}"
+            log.warning("%s", message)
+            await JSONResponse({"error": message}, 502)(scope, receive, send)
             return
+        try:
+            await _passed_back(upstream)(scope, receive, send)
+        finally:
+            await upstream.aclose()
+
+    async def _send_upstream(self, scope: Scope, receive: Receive) -> httpx.Response:
+        """The same call to the upstream, once its headers are back: path and query as
+        they came, headers less hop-by-hop ones, the body streamed from `receive`."""
         if self.client is None:  # no lifespan (some test harnesses)
             self.client = httpx.AsyncClient(timeout=self.timeout)
         url = self.upstream + scope.get("raw_path", scope["path"].encode()).decode("latin-1")
         if scope.get("query_string"):
             url += "?" + scope["query_string"].decode("latin-1")
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _HOP_BY_HOP]
-
-        async def body() -> AsyncIterator[bytes]:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                yield message.get("body", b"")
-                if not message.get("more_body", False):
-                    return
-
         has_body = scope["method"] not in ("GET", "HEAD", "OPTIONS")
         request = self.client.build_request(
-            scope["method"], url, headers=headers, content=body() if has_body else None
+            scope["method"], url, headers=headers, content=_body(receive) if has_body else None
         )
-        try:
-            response = await self.client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            message = f"upstream {self.upstream} unreachable: {type(exc).__name__}: {exc}"
-            log.warning("%s", message)
-            data = orjson.dumps({"error": message})
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 502,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(data)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": data})
-            return
-        try:
-            out = [
-                (k, v)
-                for k, v in response.headers.raw
-                if k.lower() not in _HOP_BY_HOP or k.lower() == b"content-length"
-            ]
-            await send(
-                {"type": "http.response.start", "status": response.status_code, "headers": out}
-            )
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-        finally:
-            await response.aclose()
+        return await self.client.send(request, stream=True)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -160,6 +132,29 @@ class ProxyApp:
                     modeltap.shutdown(drain_seconds())
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+async def _body(receive: Receive) -> AsyncIterator[bytes]:
+    """The request body as it arrives (to the end, or until the client leaves)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
+def _passed_back(upstream: httpx.Response) -> StreamingResponse:
+    """The upstream's answer as it streams in: its status, its headers as they came
+    (repeated ones too, less hop-by-hop ones but with its content-length), raw body."""
+    response = StreamingResponse(upstream.aiter_raw(), upstream.status_code)
+    response.raw_headers = [
+        (k, v)
+        for k, v in upstream.headers.raw
+        if k.lower() not in _HOP_BY_HOP or k.lower() == b"content-length"
+    ]
+    return response
 
 
 def create_proxy_app() -> PayloadLogger:
