@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,7 @@ import pytest
 
 import modeltap
 from modeltap import BasicCorrelationContext, Collector
+from modeltap.config import PipelineSettings
 from tests.conftest import read_lines, store_root
 
 
@@ -194,3 +196,9 @@ def test_public_api_is_complete():
     assert {"Collector", "BasicCorrelationContext", "configure", "flush", "shutdown"} <= exported
     for name in exported:
         assert getattr(modeltap, name) is not None
+
+
+def test_configure_names_every_pipeline_key():
+    # Its docstring is where a caller looks the keywords up: a new setting must be listed.
+    words = set(re.findall(r"\w+", modeltap.configure.__doc__ or ""))
+    assert [key for key in vars(PipelineSettings()) if key not in words] == []
