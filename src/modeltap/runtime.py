@@ -144,7 +144,7 @@ def configure(
     flush_interval, batch_window, batch_records, batch_bytes, buffer_records, buffer_bytes,
     object_bytes, overflow ("block" | "drop" | "raise"), block_timeout, blob_threshold,
     durability ("memory" | "spool"), spool_dir, spool_bytes. Without a deployment file,
-    redact= and retention= take its privacy rules too (docs/privacy.md).
+    redact= and retention= take the privacy rules it would hold (docs/privacy.md).
     """
     global _runtime, _atexit_registered
     ws = load_workspace(workspace)
