@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,7 @@ import pytest
 
 import modeltap
 from modeltap import BasicCorrelationContext, Collector
+from modeltap.config import PipelineSettings
 from tests.conftest import read_lines, store_root
 
 
@@ -68,8 +70,18 @@ def test_not_configured_is_a_clear_error():
         collector.collect(pd.DataFrame({"x": [1]}))
     seen: list[Exception] = []
     ctx = Collector(name="model_outputs", on_error=seen.append).collect(pd.DataFrame({"x": [1]}))
-    assert isinstance(seen[0], modeltap.CollectionDisabledError)
-    assert ctx.get_id()  # a context is returned even when nothing was collected
+    assert [type(e) for e in seen] == [modeltap.CollectionDisabledError]
+    uuid.UUID(ctx.get_id())  # a new context is returned even when nothing was collected
+    given = BasicCorrelationContext(id="r1")
+    assert Collector(name="model_outputs", on_error=seen.append).collect([1], given) is given
+    assert len(seen) == 2
+
+
+def test_a_sampled_out_record_still_returns_its_context(workspace):
+    configure(workspace, sampling_rate=0.0)
+    given = BasicCorrelationContext(id="r1")
+    assert Collector(name="model_inputs").collect(pd.DataFrame({"x": [1]}), given) is given
+    assert modeltap.stats()["sampled_out"] == 1
 
 
 def test_disabled_collection_names_it(workspace):
@@ -88,7 +100,7 @@ def test_non_tables_are_type_errors_naming_the_type(workspace, value, named):
         Collector(name="model_inputs").collect(value)
     seen: list[Exception] = []
     Collector(name="model_outputs", on_error=seen.append).collect(value)
-    assert isinstance(seen[0], TypeError)
+    assert [type(e) for e in seen] == [TypeError]
     assert modeltap.flush()
     assert modeltap.stats()["accepted"] == 0
 
@@ -194,3 +206,9 @@ def test_public_api_is_complete():
     assert {"Collector", "BasicCorrelationContext", "configure", "flush", "shutdown"} <= exported
     for name in exported:
         assert getattr(modeltap, name) is not None
+
+
+def test_configure_names_every_pipeline_key():
+    # Its docstring is where a caller looks the keywords up: a new setting must be listed.
+    words = set(re.findall(r"\w+", modeltap.configure.__doc__ or ""))
+    assert [key for key in vars(PipelineSettings()) if key not in words] == []

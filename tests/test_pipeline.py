@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from modeltap.config import PipelineSettings
-from modeltap.errors import BufferFullError, StorageError
+from modeltap.errors import BufferFullError, CollectionDisabledError, StorageError
 from modeltap.layout import RollingRate
 from modeltap.pipeline import Pipeline, Route
 from modeltap.record import JSON, Record
@@ -227,7 +227,7 @@ def test_close_writes_everything_and_refuses_more(tmp_path):
         pipe.submit(rec(i))
     assert pipe.close(10)
     assert len(read_lines(tmp_path)) == 100
-    with pytest.raises(Exception, match="shut down"):
+    with pytest.raises(CollectionDisabledError, match="shut down"):
         pipe.submit(rec(1))
 
 

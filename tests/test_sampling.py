@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
 from modeltap.sampling import keep
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def ids(n: int, seed: int = 0) -> list[str]:
@@ -21,12 +27,50 @@ def test_same_id_same_answer():
         assert all(keep(cid, 0.5) is first for _ in range(3))
 
 
-def test_answer_does_not_depend_on_process_state():
-    # a fixed hash (not Python's salted hash()): the same ids give the same answers
-    # in every process and replica.
-    answers = [keep(f"request-{i}", 0.5) for i in range(64)]
-    assert answers == [keep(f"request-{i}", 0.5) for i in range(64)]
-    assert keep("test", 0.5) is keep("test", 0.5)
+# Pinned answers: the decision is part of what a deployment promises (every process and
+# replica, and every modeltap version, keeps the same requests), so it is fixed here rather
+# than compared with itself. Changing the hash fails these.
+KEPT_AT_HALF = "10000010000011000000010110010111"  # request-0 .. request-31 at rate 0.5
+
+# (id, a rate just below its hash fraction: dropped, just above: kept); unusual ids too:
+# empty, non-ASCII, a lone surrogate (hashed as its UTF-8 bytes, never replaced), long.
+BOUNDARIES = [
+    ("request-0", 0.126, 0.127),
+    ("request-1", 0.978, 0.979),
+    ("3f2504e0-4f89-41d3-9a0c-0305e82c3301", 0.645, 0.646),
+    ("order-42", 0.580, 0.581),
+    ("é", 0.793, 0.794),
+    ("", 0.893, 0.894),
+    ("日本", 0.907, 0.908),
+    ("\ud800", 0.257, 0.258),
+    ("x" * 10_000, 0.632, 0.633),
+]
+
+
+def answers_at_half() -> str:
+    return "".join("1" if keep(f"request-{i}", 0.5) else "0" for i in range(32))
+
+
+def test_known_answers_for_fixed_ids():
+    assert answers_at_half() == KEPT_AT_HALF
+
+
+@pytest.mark.parametrize(("cid", "below", "above"), BOUNDARIES)
+def test_known_threshold_for_fixed_ids(cid, below, above):
+    assert not keep(cid, below)
+    assert keep(cid, above)
+
+
+@pytest.mark.parametrize("hashseed", ["1", "4242"])
+def test_answer_does_not_depend_on_the_process(hashseed):
+    # a fixed hash (not Python's salted hash()): another interpreter with another
+    # PYTHONHASHSEED gives the same answers.
+    code = "from tests.test_sampling import answers_at_half; print(answers_at_half())"
+    env = {**os.environ, "PYTHONHASHSEED": hashseed}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == answers_at_half()
 
 
 @pytest.mark.parametrize("rate", [0.0, -0.5])
@@ -64,8 +108,3 @@ def test_samples_are_nested():
         if keep(cid, 0.2):
             assert keep(cid, 0.5)
             assert keep(cid, 0.8)
-
-
-def test_unusual_ids_do_not_raise():
-    for cid in ["", "é", "日本", "\ud800", "x" * 10_000]:
-        assert keep(cid, 0.5) in (True, False)

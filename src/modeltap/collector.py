@@ -61,7 +61,12 @@ class Collector:
         *,
         correlation_context: CorrelationContext | None = None,
     ) -> CorrelationContext:
-        """Log a table; return the correlation context to pass to the next collector."""
+        """Log a table; return the correlation context to pass to the next collector.
+
+        That is `context` when given, else a new BasicCorrelationContext (with the id of
+        the request being served, if any). It is returned also when the record is sampled
+        out, and when on_error took a failure.
+        """
         ctx = context if context is not None else correlation_context
         if ctx is None:
             request_id = current_request_id.get()

@@ -75,7 +75,8 @@ class BasicCorrelationContext(CorrelationContext):
 
 
 class WrapperContext(BasicCorrelationContext):
-    """The context collect() returns; kept as a name for source-SDK compatibility."""
+    """A name the source platform's SDK exports, kept for imports of it. collect() does not
+    make these: it returns the context it was given, or a new BasicCorrelationContext."""
 
 
 # The id of the request being served, set by the scoring server for each call, so a

@@ -9,6 +9,8 @@ neither; while both exist readers read only the newest (layout.superseded), so n
 read twice and no erased row is read at all. Running the erasure again finishes the job:
 it first deletes objects that a copy supersedes. Payloads stored as their own objects
 (binary or large bodies, `datainblob`) are deleted before the line that points at them.
+A collection that has a compacted Delta table has the rows taken out of it too
+(`erase_sources` calls erase_table.py).
 
 What it cannot reach: records still waiting in a writer's memory or spool (run it again
 after they land), and copies made outside modeltap.

@@ -117,7 +117,7 @@ def _data_bytes(records: Sequence[Record]) -> list[bytes]:
     # (tabular.encode_small); either way its rows merge with others of its id.
     frames = [i for i, r in enumerate(records) if r.kind == FRAME and type(r.data) is not bytes]
     if frames:
-        from modeltap import tabular  # imports pandas; only the writer needs it
+        from modeltap import tabular  # only FRAME records need it (it imports no pandas)
 
         for i, data in zip(
             frames, tabular.encode_frames([records[i].data for i in frames]), strict=True

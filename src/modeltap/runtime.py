@@ -140,9 +140,11 @@ def configure(
                            collections=["model_inputs", "model_outputs"],
                            flush_interval=1.0, overflow="block")
 
-    Other keywords: the fields of PipelineSettings (docs/pipeline.md: flush_interval, overflow,
-    durability, ...), which also override a deployment file's; with keywords only, also
-    redact and retention (docs/privacy.md).
+    Pipeline keywords (a deployment file's `data_collector.modeltap`, docs/pipeline.md):
+    flush_interval, batch_window, batch_records, batch_bytes, buffer_records, buffer_bytes,
+    object_bytes, overflow ("block" | "drop" | "raise"), block_timeout, blob_threshold,
+    durability ("memory" | "spool"), spool_dir, spool_bytes. Without a deployment file,
+    redact= and retention= take the privacy rules it would hold (docs/privacy.md).
     """
     global _runtime, _atexit_registered
     ws = load_workspace(workspace)

@@ -3,6 +3,9 @@
 Every record of one request (inputs, outputs, request, response) carries the same
 correlation id, so hashing the id gives the same answer for all of them: they are
 kept or dropped together and the input/output join never loses half a pair.
+
+The hash is BLAKE2b of the id's UTF-8 bytes, not Python's salted hash(): every process,
+replica and modeltap version decides alike (tests/test_sampling.py pins known answers).
 """
 
 from __future__ import annotations

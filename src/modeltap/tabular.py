@@ -169,7 +169,7 @@ def yield_gil() -> None:
 
 
 def _pandas_rows(frames: Sequence[Any]) -> list[bytes]:
-    import pandas as pd
+    import pandas as pd  # loaded already: these frames are pandas'
 
     cols = list(frames[0].columns)
     if len(frames) > 1:

@@ -131,7 +131,7 @@ def test_the_run_that_loses_a_commit_plans_again(workspace, monkeypatch):
     for t in threads:
         t.join(120)
     assert len(reports) == 2
-    assert sum(r.conflicts for r in reports) >= 1
+    assert sum(r.conflicts for r in reports) >= 1  # the first batch for sure; later ones may race
     assert sum(r.objects for r in reports) == 3
     exactly_once(workspace, rows)
 

@@ -64,7 +64,8 @@ def test_no_drift_exits_0_and_json_prints_one_object_per_result(steady):
 
 def test_every_run_is_kept_and_show_prints_latest_and_history(drifted):
     for _ in range(2):
-        assert drifted.cli("run", "monitor.yml", "--workspace", "ws", "--at", drifted.at).returncode
+        done = drifted.cli("run", "monitor.yml", "--workspace", "ws", "--at", drifted.at)
+        assert done.returncode == 1, done.stderr  # a breach, not an error
     assert len(history.runs("credit_default_monitor", drifted.ws)) == 2
     shown = drifted.cli("show", "credit_default_monitor", "--workspace", "ws")
     assert shown.returncode == 0, shown.stderr

@@ -208,9 +208,16 @@ def test_a_crash_in_the_middle_leaves_old_or_new_and_a_rerun_finishes(lake, tmp_
 
 
 def test_target_needs_something_to_erase():
-    with pytest.raises(ValueError):
+    nothing = "give correlation ids, or an id column and its values"
+    with pytest.raises(ValueError, match=nothing):
         erase.Target()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=nothing):
         erase.Target(column="customer_id")
+    # with ids to erase, a column still needs its values and values their column
+    half = "an id column needs the values to erase, and values their column"
+    with pytest.raises(ValueError, match=half):
+        erase.Target(correlation_ids=["r1"], column="customer_id")
+    with pytest.raises(ValueError, match=half):
+        erase.Target(correlation_ids=["r1"], values=["42"])
     result = CliRunner().invoke(main, ["erase", "x"])
     assert result.exit_code == 2 and "--correlation-id" in result.output

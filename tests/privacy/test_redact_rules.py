@@ -3,6 +3,8 @@ and what each rule does to tables, JSON bodies, text and query strings."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import subprocess
 import sys
 import textwrap
@@ -214,6 +216,9 @@ def test_hashes_are_keyed_and_stable_across_processes():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()
     assert other == [h("a@b.example"), h(42)]
+    # what docs/privacy.md promises: HMAC-SHA256 of the value's text, as hex
+    assert h("a@b.example") == hmac.new(KEY.encode(), b"a@b.example", hashlib.sha256).hexdigest()
+    assert h("a@b.example") == "78dc1ad635474122ec0c9a05abc902bf10d88e089a4b5c6c8828ced790fd5b1c"
     assert len(h("x")) == 64 and h("x") != hash_value("x", b"another-key-0123456789")
     # one id, whatever type a table gave it, hashes alike: joins still work
     assert h(42) == h(42.0) == h("42") == h(pd.Series([42]).to_numpy()[0])

@@ -1,6 +1,7 @@
 """The `modeltap` command: parse options, call the library, print clearly.
 
-One module per command family; each registers its commands on `main` below.
+One module per command family, each listing its commands in `COMMANDS`; `_register`
+below adds them to `main` (monitor and ui as their one group and command).
 """
 
 from __future__ import annotations

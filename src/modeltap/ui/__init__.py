@@ -5,7 +5,8 @@
     app = create_app("ws")      # an ASGI app; `modeltap ui --workspace ws` serves it
 
 Server-rendered pages over `summary`, `tail`, `assets`, `status` and `monitor.history`
-(no reading of its own); a little JavaScript draws charts with the vendored Chart.js.
+(its own reads: only payload objects, for download); a little JavaScript draws charts
+with the vendored Chart.js.
 See docs/ui.md.
 """
 

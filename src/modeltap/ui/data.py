@@ -1,8 +1,10 @@
 """What each page shows, gathered through summary, tail, assets and status.
 
-No reading of its own: collection summaries come from `summary.list_assets` (within a
-byte budget), records from `tail.Tail` (pages newest first, one correlation id), pipeline
-counters from `status.read`. Plain dataclasses out; the templates only lay them out.
+Collection summaries come from `summary.list_assets` (within a byte budget), records from
+`tail.Tail` (pages newest first, one correlation id), pipeline counters from
+`status.read`. The one read of its own is `payload_object`: a stored payload, fetched for
+download from the collection's datastore, and only a payload object inside the
+collection's folder. Plain dataclasses out; the templates only lay them out.
 """
 
 from __future__ import annotations
