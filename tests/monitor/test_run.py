@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ import pytest
 from scipy import stats
 
 from modeltap.errors import ConfigError
-from modeltap.monitor import history, store
+from modeltap.monitor import history, spec, store
 from modeltap.monitor.run import run_monitor
 from modeltap.monitor.signals import AUTO_CHUNKS
 from tests.monitor.conftest import ISSUE_MONITOR
@@ -291,3 +292,24 @@ def test_only_partitions_in_the_window_are_read(drifted, monkeypatch):
     monkeypatch.setattr(read_source, "open_datastore", lambda name, settings, ws: store_)
     run_monitor(drifted.root / "monitor.yml", drifted.ws, drifted.at, notify=False)
     assert store_.got and not any("/2020/" in path for path in store_.got)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("P7D", timedelta(days=7)),
+        ("PT12H", timedelta(hours=12)),
+        ("P1.5D", timedelta(hours=36)),
+        ("p1dt6h", timedelta(days=1, hours=6)),
+        ("P0D", timedelta(0)),
+    ],
+)
+def test_window_durations_are_read_as_iso_8601(text, expected):
+    assert spec._duration(text, "data_window.lookback_window_size") == expected
+
+
+@pytest.mark.parametrize("text", ["P1M", "P1Y", "7 days", "P", "PT", ""])
+def test_window_durations_without_a_fixed_length_are_refused(text):
+    # pandas reads "P1M" as one minute: a month must not become a minute-long window
+    with pytest.raises(ConfigError, match="is not a duration"):
+        spec._duration(text, "data_window.lookback_window_size")

@@ -24,6 +24,7 @@ from modeltap.config._deployment import _pipeline as _pipeline
 from modeltap.config._fields import _check_keys as _check_keys
 from modeltap.config._fields import _mapping as _mapping
 from modeltap.config._fields import (
+    iso_duration,
     parse_bool,
     parse_datastore_uri,
     parse_retention,
@@ -58,6 +59,7 @@ __all__ = [
     "PipelineSettings",
     "WorkspaceSettings",
     "default_workspace",
+    "iso_duration",
     "load_deployment",
     "load_workspace",
     "make_deployment",

@@ -125,7 +125,7 @@ _DURATION = re.compile(
 _DAYS_PER = {"years": 365, "months": 30, "weeks": 7, "days": 1}
 
 
-def _iso_duration(text: str) -> timedelta | None:
+def iso_duration(text: str) -> timedelta | None:
     """The timedelta an ISO 8601 duration stands for, or None when text is not one."""
     match = _DURATION.fullmatch(text)
     if match is None or not any(match.groups()):
@@ -147,7 +147,7 @@ def parse_retention(value: Any, src: str | None = None) -> timedelta | None:
     if value is None:
         return None
     text = value.strip().upper() if isinstance(value, str) else ""
-    age = _iso_duration(text)
+    age = iso_duration(text)
     if age is None or age <= timedelta(0):
         raise ConfigError(
             f"{value!r} is not a positive ISO 8601 duration; e.g. P90D, P12W, PT36H, P1Y",

@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from modeltap.config import _check_keys, _mapping, parse_bool
+from modeltap.config import _check_keys, _mapping, iso_duration, parse_bool
 from modeltap.errors import ConfigError
 from modeltap.monitor.thresholds import AUTO, DEFAULTS, METRICS, SIGNAL_TYPES, parse_thresholds
 from modeltap.yamlfile import read_yaml
@@ -262,18 +262,15 @@ def _data(raw: dict[str, Any], where: str, notes: list[str], file: Path) -> Data
 
 def _duration(value: Any, where: str) -> timedelta:
     """An ISO 8601 duration in days, hours, minutes or seconds (P7D, PT12H, P1DT6H)."""
-    import pandas as pd
-
     text = str(value).strip().upper() if value is not None else ""
-    try:
-        if not text.startswith("P") or "Y" in text or "M" in text.split("T")[0]:
-            raise ValueError
-        delta = pd.Timedelta(text).to_pytimedelta()
-    except ValueError:
+    # config's parser, not pandas': pd.Timedelta reads "P1M" as a minute and "P1.5D" as
+    # five days. Years and months have no fixed length in a data window: refused.
+    delta = None if "Y" in text or "M" in text.split("T")[0] else iso_duration(text)
+    if delta is None:
         raise _error(
             f"{value!r} is not a duration; use ISO 8601 days/hours/minutes such as P7D, PT12H",
             where,
-        ) from None
+        )
     if delta < timedelta(0):
         raise _error(f"{value!r} is negative", where)
     return delta
