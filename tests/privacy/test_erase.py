@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 import modeltap
-from modeltap import erase, read
+from modeltap import ConfigError, erase, read
 from modeltap.cli import main
 from modeltap.record import BLOB, JSON, Record
 from modeltap.redact import hash_value
@@ -209,15 +209,15 @@ def test_a_crash_in_the_middle_leaves_old_or_new_and_a_rerun_finishes(lake, tmp_
 
 def test_target_needs_something_to_erase():
     nothing = "give correlation ids, or an id column and its values"
-    with pytest.raises(ValueError, match=nothing):
+    with pytest.raises(ConfigError, match=nothing):
         erase.Target()
-    with pytest.raises(ValueError, match=nothing):
+    with pytest.raises(ConfigError, match=nothing):
         erase.Target(column="customer_id")
     # with ids to erase, a column still needs its values and values their column
     half = "an id column needs the values to erase, and values their column"
-    with pytest.raises(ValueError, match=half):
+    with pytest.raises(ConfigError, match=half):
         erase.Target(correlation_ids=["r1"], column="customer_id")
-    with pytest.raises(ValueError, match=half):
+    with pytest.raises(ConfigError, match=half):
         erase.Target(correlation_ids=["r1"], values=["42"])
     result = CliRunner().invoke(main, ["erase", "x"])
     assert result.exit_code == 2 and "--correlation-id" in result.output

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 import modeltap
-from modeltap import retention
+from modeltap import ConfigError, retention
 from modeltap.cli import main
 from modeltap.config import load_deployment, load_workspace
 from modeltap.storage.local import LocalStorage
@@ -77,7 +77,7 @@ def test_expired_partitions_are_the_ones_that_ended_before_the_retention(tmp_pat
     at = retention.expired(storage, PREFIX, timedelta(days=30), edge)
     before = retention.expired(storage, PREFIX, timedelta(days=30), edge - timedelta(seconds=1))
     assert day29 in [p.folder for p in at] and day29 not in [p.folder for p in before]
-    with pytest.raises(ValueError, match="a retention must be positive"):
+    with pytest.raises(ConfigError, match="is not a retention: it must be positive"):
         retention.expired(storage, PREFIX, timedelta(0), now)
 
 
