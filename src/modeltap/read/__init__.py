@@ -8,8 +8,8 @@
 
 `load` resolves an asset (or a datastore URI, or a local folder) through the
 workspace, lists only the partition folders that the time range touches, and reads
-those objects with DuckDB when it is installed (one parallel query, _duck.py) or with
-pyarrow's JSON reader (_parse.py), expanding the `data` lists into rows. See
+those objects with DuckDB (one parallel query, _duck.py; a regular dependency), or with
+pyarrow's JSON reader (_parse.py) where DuckDB cannot, expanding the `data` lists into rows. See
 docs/reading.md.
 
 Everything else here is private; modeltap's other layers use the reader through
