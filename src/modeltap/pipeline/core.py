@@ -18,7 +18,7 @@ from pathlib import Path
 from modeltap.config import PipelineSettings
 from modeltap.context import new_id
 from modeltap.errors import ModeltapError
-from modeltap.layout import RollingRate
+from modeltap.layout import RollingRate, WriterId
 from modeltap.pipeline.blobs import discard_payload, read_payload, refer_to_blob
 from modeltap.pipeline.commits import Commits
 from modeltap.pipeline.intake import Buffer
@@ -47,9 +47,6 @@ class Pipeline:
         if settings.durability == "spool" and spool_dir is None:
             raise ValueError('durability "spool" needs a spool_dir')
         self._state = state = State(routes, settings, rolling_rate, on_drop)
-        self.routes, self.settings, self.rolling_rate = routes, settings, rolling_rate
-        self.writer_id = state.writer_id
-        self.counters: Counters = state.counters
         self._spooler = None
         if spool_dir is not None:
             self._spooler = Spooler(state, Spool(Path(spool_dir), settings.spool_bytes))
@@ -61,6 +58,27 @@ class Pipeline:
         if settings.durability == "spool" and self._spooler is not None:
             self._put = self._spooler.submit
         self._writer.thread.start()
+
+    # Read from the one shared state (metrics, status and runtime use them).
+    @property
+    def routes(self) -> dict[str, Route]:
+        return self._state.routes
+
+    @property
+    def settings(self) -> PipelineSettings:
+        return self._state.settings
+
+    @property
+    def rolling_rate(self) -> RollingRate:
+        return self._state.rolling_rate
+
+    @property
+    def writer_id(self) -> WriterId:
+        return self._state.writer_id
+
+    @property
+    def counters(self) -> Counters:
+        return self._state.counters
 
     # -- request path -------------------------------------------------------------------
 
