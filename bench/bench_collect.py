@@ -25,7 +25,9 @@ Where data is counted ("landed"):
             sizes count as "in window".
 
 Pinning (like the anchor): when taskset exists and --pin on (default), the receiver runs on CPU 1
-and each benchmark subprocess (caller thread + the library's worker) runs on CPU 0.
+and each benchmark subprocess (caller thread + the library's worker) runs on CPU 0; modeltap's
+encoder process, which encodes large frames beside its writer thread, runs on CPU 1 too (the
+core the SDK side gives its sidecar, the receiver). `--mt-encoder thread` keeps it all on CPU 0.
 
 usage:
   .venv/bin/python bench/bench_collect.py                     # full: 3 reps x 10 s (~10 min)
@@ -335,6 +337,8 @@ def child_modeltap(a, df, res):
         kw["overflow"] = overflow
     if a.mt_flush_interval != "default":
         kw["flush_interval"] = float(a.mt_flush_interval)
+    kw["encoder"] = a.mt_encoder
+    res["encoder"] = a.mt_encoder
     res["overflow"] = overflow
     res["flush_interval"] = a.mt_flush_interval
     modeltap.configure(**kw)
@@ -791,7 +795,9 @@ def orchestrate(a):
     c0 = [taskset, "-c", "0"] if pin else []
     c1 = [taskset, "-c", "1"] if pin else []
     pinning = (
-        "receiver on CPU 1, benchmark process (caller + library worker) on CPU 0 (taskset)"
+        "receiver on CPU 1, benchmark process (caller + library worker) on CPU 0 (taskset); "
+        "modeltap's encoder process (encoder: process) on CPU 1 (MODELTAP_ENCODER_CPUS=1), "
+        "where the SDK side's receiver runs"
         if pin
         else "none (all processes may use all CPUs)"
     )
@@ -893,6 +899,8 @@ def orchestrate(a):
                     a.paced_overflow,
                     "--mt-flush-interval",
                     a.mt_flush_interval,
+                    "--mt-encoder",
+                    a.mt_encoder,
                     "--out",
                     str(out),
                 ]
@@ -903,7 +911,9 @@ def orchestrate(a):
                     try:
                         p = subprocess.run(
                             cmd,
-                            env=child_env(),
+                            # modeltap's encoder process takes the receiver's CPU: the
+                            # SDK's sidecar has it, as in the anchor's pinning
+                            env={**child_env(), **({"MODELTAP_ENCODER_CPUS": "1"} if pin else {})},
                             stdout=lf,
                             stderr=subprocess.STDOUT,
                             timeout=a.duration * 4 + 180,
@@ -1013,6 +1023,12 @@ def main(argv=None):
         default="1.0",
         help='modeltap flush_interval in seconds for all runs ("default" = library default); '
         "1.0 so that 10 s windows see regular commits",
+    )
+    ap.add_argument(
+        "--mt-encoder",
+        choices=["process", "thread"],
+        default="process",
+        help="modeltap's encoder setting (default process: large frames partly in a helper)",
     )
     ap.add_argument("--port", type=int, default=50011, help="SDK receiver port")
     ap.add_argument("--receiver", default=str(DEFAULT_RECEIVER))

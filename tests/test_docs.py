@@ -37,7 +37,7 @@ PYTHON_BLOCKS = {
     "inspecting.md": 3,
     "metrics.md": 1,
     "monitoring.md": 3,
-    "pipeline.md": 1,
+    "pipeline.md": 2,
     "privacy.md": 2,
     "reading.md": 12,
     "scale.md": 3,

@@ -370,6 +370,10 @@ def small_frames(draw):
     for name in names:
         dtype = np.dtype(draw(_DTYPES))
         columns[name] = draw(hnp.arrays(dtype, n))  # NaN, inf, extremes included
+    if draw(st.booleans()):  # pandas' str columns too, missing values and all
+        texts = draw(st.lists(st.none() | st.text(max_size=6), min_size=n, max_size=n))
+        dtype = draw(st.sampled_from(["str", "string[pyarrow]"]))
+        columns["\u2028s" if "\u2028s" not in columns else "s"] = pd.array(texts, dtype=dtype)
     return pd.DataFrame(columns)
 
 
@@ -382,7 +386,8 @@ def test_small_frames_encode_exactly_as_the_writer_does(df):
 @pytest.mark.parametrize(
     "df",
     [
-        pd.DataFrame({"a": ["x", "y"]}),  # strings
+        pd.DataFrame({"a": ["x", "y"]}, dtype=object),  # strings held as objects
+        pd.DataFrame({"a": ["x", None]}, dtype="string[python]"),
         pd.DataFrame({"a": [1, None]}, dtype="Int64"),  # nullable
         pd.DataFrame({"t": pd.to_datetime(["2026-01-01"])}),
         pd.DataFrame({"c": pd.Categorical(["u"])}),
@@ -393,7 +398,8 @@ def test_small_frames_encode_exactly_as_the_writer_does(df):
         pd.DataFrame({"a": range(SMALL_CELLS + 1)}),  # large: the writer batches it
     ],
     ids=[
-        "str",
+        "object-str",
+        "python-string",
         "nullable",
         "datetime",
         "categorical",
@@ -420,9 +426,9 @@ def test_collect_merges_encoded_rows_of_one_id(tmp_path, monkeypatch):
     collector = Collector(name="model_inputs")
     ctx = BasicCorrelationContext(id="one")
     collector.collect(pd.DataFrame({"a": [1, 2]}), ctx)  # encoded by collect()
-    collector.collect(pd.DataFrame({"a": ["three"]}), ctx)  # a snapshot, encoded later
+    collector.collect(pd.DataFrame({"a": ["three"]}, dtype=object), ctx)  # a snapshot
     modeltap.shutdown()
-    assert len(snapshots) == 1  # only the str frame; the numeric one was encoded at once
+    assert len(snapshots) == 1  # only the object frame; the numeric one was encoded at once
     [line] = read_lines(store_root(tmp_path / "ws"), "model_inputs")
     assert line["data"] == [{"a": 1}, {"a": 2}, {"a": "three"}]
     assert line["collectdatatype"] == PANDAS_TYPE

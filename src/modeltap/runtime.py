@@ -143,8 +143,9 @@ def configure(
     Pipeline keywords (a deployment file's `data_collector.modeltap`, docs/pipeline.md):
     flush_interval, batch_window, batch_records, batch_bytes, buffer_records, buffer_bytes,
     object_bytes, overflow ("block" | "drop" | "raise"), block_timeout, blob_threshold,
-    durability ("memory" | "spool"), spool_dir, spool_bytes. Without a deployment file,
-    redact= and retention= take the privacy rules it would hold (docs/privacy.md).
+    durability ("memory" | "spool"), spool_dir, spool_bytes, encoder ("process" | "thread").
+    Without a deployment file, redact= and retention= take the privacy rules it would hold
+    (docs/privacy.md).
     """
     global _runtime, _atexit_registered
     ws = load_workspace(workspace)

@@ -89,14 +89,16 @@ _unique_seen: dict[int, tuple[Any, bool]] = {}
 
 
 def encode_small(obj: Any) -> bytes | None:
-    """The rows of a small, plain-numeric pandas DataFrame as JSON, or None for anything else.
+    """The rows of a small pandas DataFrame of plain columns as JSON, or None for anything else.
 
-    Why: encoding such a frame costs a few us more than its snapshot (13 vs 10 us), and
-    then the writer has no pandas work left, which on a serving worker took the interpreter
-    lock and the CPU caches from the caller: two collects per request cost 110 us of CPU
-    with the snapshot, 44 us with this (`bench/serving_micro.py --only collect`). The bytes
-    are exactly those `encode_frames` makes (tested); other dtypes (dates, strings,
-    categoricals, nullable types) and larger frames keep the snapshot.
+    Plain columns are numpy numbers and bools, and pandas' Arrow-backed `str` (the default
+    for strings from pandas 3). Why: on the request path, encoding such a frame costs about
+    what its snapshot does, and then the writer has no pandas work left. A snapshot left
+    the writer a concat and an object conversion per batch, which held the interpreter
+    lock against the caller: the caller's p99 and the records landed per second of CPU
+    both suffered (BENCHMARKS.md, "Performance round 2"). The bytes are exactly those
+    `encode_frames` makes (tested); other dtypes (dates, categoricals, nullable types,
+    object columns) and larger frames keep the snapshot.
     """
     pd = sys.modules.get("pandas")
     if pd is None or type(obj) is not pd.DataFrame:
@@ -104,22 +106,59 @@ def encode_small(obj: Any) -> bytes | None:
     rows, width = obj.shape  # (obj.size costs ten times more)
     if not width or rows * width > SMALL_CELLS:
         return None  # rows without columns are snapshot()'s case
-    np_dtype = sys.modules["numpy"].dtype  # pandas is loaded, so numpy is
+    return _encode_plain(obj, width)
+
+
+def _encode_plain(frame: Any, width: int) -> bytes | None:
+    """A pandas frame's rows read column by column (encode_small's way), or None when a
+    column is not plain or a name not a unique str."""
     try:
-        manager = obj._mgr  # the block dtypes say at once whether the frame qualifies
-        if not all(
-            isinstance(b.dtype, np_dtype) and b.dtype.kind in "biuf" for b in manager.blocks
-        ):
-            return None
-        names = list(obj.columns)
-        if not all(type(name) is str for name in names) or len(set(names)) < len(names):
-            return None  # snapshot() names the duplicates
-        # the columns' arrays without making a Series for each
-        arrays = [manager.iget_values(i).tolist() for i in range(width)]
+        names = _column_names(frame.columns)
+        if names is None:
+            return None  # snapshot() names the duplicates, or takes the other names
+        columns = _plain_columns(frame._mgr, width)
     except AttributeError:  # pragma: no cover - other pandas versions
         return None
-    records = zip(*arrays, strict=True)  # columns of one frame: equal lengths
+    if columns is None:
+        return None
+    if len(columns[0]) == 1:  # the common case of one request's row: no zip of the columns
+        return orjson.dumps([dict(zip(names, [c[0] for c in columns], strict=True))], option=_OPTS)
+    records = zip(*columns, strict=True)  # columns of one frame: equal lengths
     return orjson.dumps([dict(zip(names, row, strict=True)) for row in records], option=_OPTS)
+
+
+def _column_names(columns: Any) -> list[str] | None:
+    """The names when all are str and unique. An Index of pandas' `str` dtype hands them
+    over through Arrow (~2 us) where iterating it costs ~15 us for ten names."""
+    arrow = getattr(columns._values, "_pa_array", None)
+    names = arrow.to_pylist() if arrow is not None else list(columns)
+    if not all(type(name) is str for name in names) or len(set(names)) < len(names):
+        return None
+    return names
+
+
+def _plain_columns(manager: Any, width: int) -> list[list[Any]] | None:
+    """Each column's values as a list, block by block (one tolist() per numpy block, not
+    per column), or None when a block is not plain."""
+    np_array = sys.modules["numpy"].ndarray  # pandas is loaded, so numpy is
+    columns: list[Any] = [None] * width
+    for block in manager.blocks:
+        values = block.values
+        locs = block.mgr_locs.as_array.tolist()
+        if type(values) is np_array:
+            if values.dtype.kind not in "biuf" or values.ndim != 2:
+                return None
+            for loc, column in zip(locs, values.tolist(), strict=True):
+                columns[loc] = column
+            continue
+        dtype = values.dtype
+        arrow = getattr(values, "_pa_array", None)
+        if arrow is None or getattr(dtype, "name", None) not in ("str", "string"):
+            return None
+        if dtype.storage != "pyarrow":
+            return None
+        columns[locs[0]] = arrow.to_pylist()  # missing: None, written null as NaN and NA are
+    return columns
 
 
 def _default(value: Any) -> Any:
@@ -233,6 +272,13 @@ def encode_frames(snapshots: Sequence[Any]) -> list[bytes]:
     pd = sys.modules.get("pandas")
     for i, snap in enumerate(snapshots):
         if pd is not None and isinstance(snap, pd.DataFrame):
+            rows, width = snap.shape
+            # A large frame gains nothing from a concat; read its columns when plain.
+            if rows * width > SMALL_CELLS and type(snap) is pd.DataFrame:
+                out[i] = _encode_plain(snap, width)
+                if out[i] is not None:
+                    yield_gil()
+                    continue
             pandas_groups.setdefault(_schema(snap), []).append(i)
         elif hasattr(snap, "to_pylist"):  # pyarrow.Table
             out[i] = dumps(snap.to_pylist())

@@ -46,6 +46,8 @@ __all__ = [
 
 OVERFLOW_POLICIES = ("block", "drop", "raise")
 DURABILITY_MODES = ("memory", "spool")
+ENCODERS = ("process", "thread")
+_CHOICES = {"overflow": OVERFLOW_POLICIES, "durability": DURABILITY_MODES, "encoder": ENCODERS}
 MODEL_TYPES = ("custom_model", "mlflow_model", "triton_model")
 MODEL_DATA = ("model_inputs", "model_outputs")
 ENV_COLLECT_MODEL_DATA = "MODELTAP_COLLECT_MODEL_DATA"  # set by `modeltap serve --collect`
@@ -94,8 +96,8 @@ def _pipeline(raw: dict[str, Any], src: str | None) -> PipelineSettings:
     values: dict[str, Any] = {}
     for key, value in raw.items():
         where = f"data_collector.modeltap.{key}"
-        if key in ("overflow", "durability"):
-            allowed_values = OVERFLOW_POLICIES if key == "overflow" else DURABILITY_MODES
+        if key in _CHOICES:
+            allowed_values = _CHOICES[key]
             if value not in allowed_values:
                 raise ConfigError(
                     f"{value!r} is not allowed; allowed: {', '.join(allowed_values)}",

@@ -47,6 +47,9 @@ class PipelineSettings:
     durability: Literal["memory", "spool"] = "memory"
     spool_dir: str = ""  # default: WORKSPACE/spool/ENDPOINT/DEPLOYMENT
     spool_bytes: int = 1024 * 1024 * 1024  # disk the spool may use; past it overflow applies
+    # "process": large frames are encoded partly in a helper process, on another core;
+    # "thread": all on the writer thread (see docs/pipeline.md)
+    encoder: Literal["process", "thread"] = "process"
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from modeltap.errors import ModeltapError, ObjectExistsError
 from modeltap.layout import RollingRate, partition
 from modeltap.pipeline.blobs import discard_payload, read_payload, refer_to_blob
 from modeltap.pipeline.commits import Commits
+from modeltap.pipeline.encoder import Encoder
 from modeltap.pipeline.intake import Buffer
 from modeltap.pipeline.spooler import Spooler
 from modeltap.pipeline.state import Route, State
@@ -47,6 +48,7 @@ class Writer:
         self._commits = commits
         self._spooler = spooler
         self.held: deque[HeldPayload] = deque()  # changed under the state's lock
+        self.encoder = Encoder(state.settings.encoder)  # large frames, partly in a helper
         self.thread = threading.Thread(target=self._run, name="modeltap-writer", daemon=True)
 
     def _run(self) -> None:
@@ -65,6 +67,7 @@ class Writer:
                 commits.commit()
             if spooler is not None and spooler.ready():
                 spooler.upload()
+        self.encoder.close()
         self._finish()
 
     def _finish(self) -> None:
@@ -120,11 +123,7 @@ class Writer:
                 state.writer_idle = True
                 state.cond.wait(self._wait_time())
                 state.writer_idle = False
-            if (
-                not state.closed
-                and not state.flush_requested
-                and len(buffer) < self._state.settings.batch_records
-            ):
+            if not state.closed and not state.flush_requested and not buffer.has_batch():
                 # A short window gathers a batch: records of one request merge, and pandas'
                 # per-call cost is paid once per batch.
                 state.cond.wait(self._state.settings.batch_window)
@@ -156,6 +155,7 @@ class Writer:
 
     def _encode(self, records: list[Record]) -> None:
         state = self._state
+        self.encoder.encode(records)
         for (collection, part), members in group_by_object(state.rolling_rate, records).items():
             route = state.routes.get(collection)
             if route is None:

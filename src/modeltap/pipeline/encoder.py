@@ -1,0 +1,256 @@
+"""The writer's large frames, encoded in a helper process beside the writer's own thread.
+
+Why: JSON for a 1000-row frame costs milliseconds of interpreter time, and the writer
+thread shares the interpreter lock with the caller's scoring code. A helper process
+(started on the first large frame, `encoder: process`, the default) encodes a share of
+each batch on another core while the writer thread encodes the rest; the shares follow
+their measured speeds. Nothing about durability changes: the records stay in the
+writer's hands, and a frame the helper does not return (it failed, hung past its
+deadline or is gone) is encoded by the writer itself, as before. A helper that fails
+is stopped and started again a minute later.
+
+The helper reads pickled frames on stdin and writes pickled JSON on stdout; it exits
+when stdin closes, so it never outlives the process that started it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import select
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from modeltap import tabular
+from modeltap.record import FRAME, Record
+
+__all__ = ["CPUS_ENV", "OFFLOAD_CELLS", "Encoder", "serve"]
+
+log = logging.getLogger(__name__)
+
+OFFLOAD_CELLS = 5000  # frames smaller than this cost less to encode than to hand over
+CPUS_ENV = "MODELTAP_ENCODER_CPUS"  # "1" or "1,2": the helper's CPUs (like taskset)
+_READY = b"R"
+# The helper's answer is due within this, plus a little per frame; else it is stopped.
+_DEADLINE_BASE = 10.0
+_DEADLINE_PER_FRAME = 0.2
+_RETRY_AFTER = 60.0  # seconds before a failed helper is started again
+_START_TIMEOUT = 60.0  # seconds the helper may take to import pandas and say it is ready
+
+
+class Encoder:
+    """Encodes the large pandas frames of a batch in place (record.data becomes bytes)."""
+
+    def __init__(self, mode: str = "process"):
+        self._enabled = mode == "process"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._ready = False
+        self._started_at = 0.0
+        self._retry_at = 0.0
+        self._local_s = 0.0  # seconds per frame, averaged: the writer thread's
+        self._remote_s = 0.0  # and the helper's, handing over included
+        self.frames_remote = 0  # frames the helper encoded (tests and stats)
+
+    def encode(self, records: list[Record]) -> None:
+        """Encode the batch's large frames, part here and part in the helper; leave
+        snapshots (the writer then encodes them as before) when there is no helper."""
+        big = [r for r in records if r.kind == FRAME and _large(r.data)]
+        if not big or not self._enabled or not self._helper_ready():
+            return
+        n_remote = max(1, int(len(big) * self._remote_share() + 0.5))
+        remote, local = big[:n_remote], big[n_remote:]
+        started = time.monotonic()
+        try:
+            request = pickle.dumps([r.data for r in remote], protocol=5)
+        except Exception:  # an unpicklable value: this batch stays here
+            return
+        deadline = started + _DEADLINE_BASE + _DEADLINE_PER_FRAME * len(remote)
+        try:
+            _write_all(self._proc, len(request).to_bytes(8, "little") + request, deadline)
+        except Exception as exc:
+            self._fail(f"could not hand frames over ({exc})")
+            return
+        handover = time.monotonic() - started  # pickling and writing, here
+        if local:
+            self._encode_here(local)
+        try:
+            helper_seconds, results = pickle.loads(_read_message(self._proc, deadline))
+        except Exception as exc:
+            self._fail(f"no answer ({exc})")
+            return
+        self._remote_s = _average(self._remote_s, (helper_seconds + handover) / len(remote))
+        for record, data in zip(remote, results, strict=True):
+            if data is not None:  # None: the helper could not encode it; the writer tries
+                record.data = data
+                self.frames_remote += 1
+
+    def close(self) -> None:
+        proc, self._proc, self._ready = self._proc, None, False
+        if proc is None:
+            return
+        with contextlib.suppress(OSError):
+            proc.stdin.close()  # type: ignore[union-attr]
+        try:
+            proc.wait(2.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        with contextlib.suppress(OSError):
+            proc.stdout.close()  # type: ignore[union-attr]
+
+    # -- here -------------------------------------------------------------------------
+
+    def _encode_here(self, records: list[Record]) -> None:
+        started = time.monotonic()
+        try:
+            datas = tabular.encode_frames([r.data for r in records])
+        except Exception:  # the writer encodes them one by one and reports the bad one
+            return
+        self._local_s = _average(self._local_s, (time.monotonic() - started) / len(records))
+        for record, data in zip(records, datas, strict=True):
+            record.data = data
+
+    def _remote_share(self) -> float:
+        """The helper's part of a batch: by speed, once both have been measured."""
+        if not self._local_s or not self._remote_s:
+            return 0.5
+        return min(1.0, max(0.1, self._local_s / (self._local_s + self._remote_s)))
+
+    # -- the helper -------------------------------------------------------------------
+
+    def _helper_ready(self) -> bool:
+        if self._ready:
+            return True
+        now = time.monotonic()
+        if self._proc is None:
+            if now < self._retry_at:
+                return False
+            self._start()
+            return False  # it imports pandas first; this batch is encoded here
+        if now - self._started_at > _START_TIMEOUT:
+            self._fail("it did not start in time")
+            return False
+        out = self._proc.stdout
+        assert out is not None
+        if select.select([out], [], [], 0)[0]:
+            if os.read(out.fileno(), 1) == _READY:
+                self._ready = True
+                log.info("modeltap: encoder process %d ready", self._proc.pid)
+            else:
+                self._fail("it exited at start")
+        return self._ready
+
+    def _start(self) -> None:
+        env = dict(os.environ)
+        # the helper imports modeltap as this process does, sys.path edits included
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        self._started_at = time.monotonic()
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", "from modeltap.pipeline.encoder import serve; serve()"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+            )
+        except OSError as exc:
+            self._proc = None
+            self._retry_at = time.monotonic() + _RETRY_AFTER
+            log.warning("modeltap: no encoder process (%s); the writer encodes alone", exc)
+
+    def _fail(self, why: str) -> None:
+        pid = self._proc.pid if self._proc else None
+        log.warning(
+            "modeltap: encoder process %s stopped: %s; the writer encodes alone and starts "
+            "another in %.0f s",
+            pid,
+            why,
+            _RETRY_AFTER,
+        )
+        if self._proc is not None:
+            with contextlib.suppress(OSError):
+                self._proc.kill()
+        self.close()
+        self._remote_s = 0.0
+        self._retry_at = time.monotonic() + _RETRY_AFTER
+
+
+def _large(data: Any) -> bool:
+    pd = sys.modules.get("pandas")
+    if pd is None or type(data) is not pd.DataFrame:
+        return False
+    rows, width = data.shape
+    return bool(rows * width >= OFFLOAD_CELLS)
+
+
+def _average(old: float, new: float) -> float:
+    return new if not old else 0.7 * old + 0.3 * new
+
+
+def _write_all(proc: subprocess.Popen[bytes] | None, data: bytes, deadline: float) -> None:
+    assert proc is not None and proc.stdin is not None
+    fd = proc.stdin.fileno()
+    view = memoryview(data)
+    while view:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([], [fd], [], left)[1]:
+            raise TimeoutError("the encoder process did not read in time")
+        written = os.write(fd, view[: 1 << 16])  # at most a pipe's buffer: never blocks
+        view = view[written:]
+
+
+def _read_message(proc: subprocess.Popen[bytes] | None, deadline: float) -> bytes:
+    assert proc is not None and proc.stdout is not None
+    fd = proc.stdout.fileno()
+    size = int.from_bytes(_read_exact(fd, 8, deadline), "little")
+    return _read_exact(fd, size, deadline)
+
+
+def _read_exact(fd: int, size: int, deadline: float) -> bytes:
+    chunks = []
+    while size:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise TimeoutError("the encoder process did not answer in time")
+        chunk = os.read(fd, min(size, 1 << 20))
+        if not chunk:
+            raise EOFError("the encoder process exited")
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def serve() -> None:
+    """The helper's loop: frames in, their JSON out, until stdin closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group; its parent decides
+    cpus = os.environ.get(CPUS_ENV)
+    if cpus:
+        os.sched_setaffinity(0, {int(cpu) for cpu in cpus.split(",")})
+    import pandas  # noqa: F401  # the frames are pandas'; imported before saying ready
+
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    out.write(_READY)
+    out.flush()
+    while True:
+        head = inp.read(8)
+        if len(head) < 8:
+            return
+        frames = pickle.loads(inp.read(int.from_bytes(head, "little")))
+        started = time.process_time()
+        try:
+            results: list[bytes | None] = list(tabular.encode_frames(frames))
+        except Exception:  # one by one: a frame that cannot be encoded goes back as None
+            results = []
+            for frame in frames:
+                try:
+                    results.append(tabular.encode_frames([frame])[0])
+                except Exception:
+                    results.append(None)
+        answer = pickle.dumps((time.process_time() - started, results), protocol=5)
+        out.write(len(answer).to_bytes(8, "little"))
+        out.write(answer)
+        out.flush()
