@@ -251,15 +251,17 @@ def test_bad_record_is_dropped_and_reported_not_fatal(tmp_path):
     pipe.close()
 
 
-def test_lines_of_encoded_data_are_made_on_submit(tmp_path):
+def test_payload_lines_are_made_on_submit_and_frame_lines_by_the_writer(tmp_path):
     from modeltap.record import FRAME
 
     pipe, _ = make(tmp_path)
     json_record = rec(1)
     rows = [Record("c", b'[{"p":%d}]' % i, kind=FRAME, correlation_id="same") for i in range(2)]
-    for record in (json_record, *rows):
+    pipe.submit(json_record)
+    assert json_record.line is not None  # made here, not on the writer
+    for record in rows:
         pipe.submit(record)
-        assert record.line is not None  # made here, not on the writer
+        assert record.line is None  # the writer makes it: off a scoring thread's clock
     pipe.flush(10)
     written = sorted(tmp_path.rglob("*.jsonl"))[0].read_bytes().splitlines(keepends=True)
     assert written[0] == json_record.line  # used as made

@@ -3,11 +3,12 @@
 Why: JSON for a 1000-row frame costs milliseconds of interpreter time, and the writer
 thread shares the interpreter lock with the caller's scoring code. A helper process
 (started on the first large frame, `encoder: process`, the default) encodes a share of
-each batch on another core while the writer thread encodes the rest; the shares follow
-their measured speeds. Nothing about durability changes: the records stay in the
-writer's hands, and a frame the helper does not return (it failed, hung past its
-deadline or is gone) is encoded by the writer itself, as before. A helper that fails
-is stopped and started again a minute later.
+each batch on another core while the writer thread encodes the rest, makes the lines and
+commits; the writer takes that share back, encoded, with the next batch. The share grows
+while the helper keeps up and shrinks when the writer has to wait for it. Nothing about
+durability changes: the records stay in the writer's hands, and a frame the helper does
+not return (it failed, hung past its deadline or is gone) is encoded by the writer
+itself, as before. A helper that fails is stopped and started again a minute later.
 
 The helper reads pickled frames on stdin and writes pickled JSON on stdout; it exits
 when stdin closes, so it never outlives the process that started it.
@@ -44,7 +45,8 @@ _START_TIMEOUT = 60.0  # seconds the helper may take to import pandas and say it
 
 
 class Encoder:
-    """Encodes the large pandas frames of a batch in place (record.data becomes bytes)."""
+    """Encodes the large pandas frames of the writer's batches: part on the writer thread,
+    part in the helper process, whose share is returned, encoded, by the next call."""
 
     def __init__(self, mode: str = "process"):
         self._enabled = mode == "process"
@@ -52,42 +54,36 @@ class Encoder:
         self._ready = False
         self._started_at = 0.0
         self._retry_at = 0.0
-        self._local_s = 0.0  # seconds per frame, averaged: the writer thread's
-        self._remote_s = 0.0  # and the helper's, handing over included
+        self._share = 0.5  # of a batch's large frames, for the helper; follows its pace
+        # the frames the helper is encoding, and when its answer is due
+        self._in_flight: tuple[list[Record], float] | None = None
         self.frames_remote = 0  # frames the helper encoded (tests and stats)
 
-    def encode(self, records: list[Record]) -> None:
-        """Encode the batch's large frames, part here and part in the helper; leave
-        snapshots (the writer then encodes them as before) when there is no helper."""
+    @property
+    def in_flight(self) -> bool:
+        return self._in_flight is not None
+
+    def encode(self, records: list[Record]) -> list[Record]:
+        """The records ready for their lines: those the helper encoded since the last call,
+        then this batch's, its large frames encoded here, but for the share just handed
+        to the helper (returned by the next call). A frame neither encoded keeps its
+        snapshot, which the writer encodes as before."""
+        ready = self._collect()
         big = [r for r in records if r.kind == FRAME and _large(r.data)]
         if not big or not self._enabled or not self._helper_ready():
-            return
-        n_remote = max(1, int(len(big) * self._remote_share() + 0.5))
-        remote, local = big[:n_remote], big[n_remote:]
-        started = time.monotonic()
-        try:
-            request = pickle.dumps([r.data for r in remote], protocol=5)
-        except Exception:  # an unpicklable value: this batch stays here
-            return
-        deadline = started + _DEADLINE_BASE + _DEADLINE_PER_FRAME * len(remote)
-        try:
-            _write_all(self._proc, len(request).to_bytes(8, "little") + request, deadline)
-        except Exception as exc:
-            self._fail(f"could not hand frames over ({exc})")
-            return
-        handover = time.monotonic() - started  # pickling and writing, here
-        if local:
-            self._encode_here(local)
-        try:
-            helper_seconds, results = pickle.loads(_read_message(self._proc, deadline))
-        except Exception as exc:
-            self._fail(f"no answer ({exc})")
-            return
-        self._remote_s = _average(self._remote_s, (helper_seconds + handover) / len(remote))
-        for record, data in zip(remote, results, strict=True):
-            if data is not None:  # None: the helper could not encode it; the writer tries
-                record.data = data
-                self.frames_remote += 1
+            return ready + records
+        remote = big[: max(1, int(len(big) * self._share + 0.5))]
+        if self._hand_over(remote):
+            handed = {id(r) for r in remote}
+            records = [r for r in records if id(r) not in handed]
+            big = big[len(remote) :]
+        if big:
+            self._encode_here(big)
+        return ready + records
+
+    def finish(self) -> list[Record]:
+        """The records the helper still holds, encoded (or as snapshots if it failed)."""
+        return self._collect()
 
     def close(self) -> None:
         proc, self._proc, self._ready = self._proc, None, False
@@ -103,23 +99,48 @@ class Encoder:
         with contextlib.suppress(OSError):
             proc.stdout.close()  # type: ignore[union-attr]
 
-    # -- here -------------------------------------------------------------------------
+    def _hand_over(self, remote: list[Record]) -> bool:
+        try:
+            request = pickle.dumps([r.data for r in remote], protocol=5)
+        except Exception:  # an unpicklable value: this batch stays here
+            return False
+        deadline = time.monotonic() + _DEADLINE_BASE + _DEADLINE_PER_FRAME * len(remote)
+        try:
+            _write_all(self._proc, len(request).to_bytes(8, "little") + request, deadline)
+        except Exception as exc:
+            self._fail(f"could not hand frames over ({exc})")
+            return False
+        self._in_flight = (remote, deadline)
+        return True
+
+    def _collect(self) -> list[Record]:
+        if self._in_flight is None:
+            return []
+        records, deadline = self._in_flight
+        self._in_flight = None
+        assert self._proc is not None and self._proc.stdout is not None
+        waited = not select.select([self._proc.stdout], [], [], 0)[0]
+        try:
+            results = pickle.loads(_read_message(self._proc, deadline))
+        except Exception as exc:
+            self._fail(f"no answer ({exc})")
+            return records  # their snapshots: the writer encodes them
+        for record, data in zip(records, results, strict=True):
+            if data is not None:  # None: the helper could not encode it; the writer tries
+                record.data = data
+                self.frames_remote += 1
+        # The helper should be done by the time the writer has done its own part and
+        # the lines, commits and next take: give it less when the writer had to wait.
+        self._share = max(0.1, self._share - 0.05) if waited else min(0.95, self._share + 0.05)
+        return records
 
     def _encode_here(self, records: list[Record]) -> None:
-        started = time.monotonic()
         try:
             datas = tabular.encode_frames([r.data for r in records])
         except Exception:  # the writer encodes them one by one and reports the bad one
             return
-        self._local_s = _average(self._local_s, (time.monotonic() - started) / len(records))
         for record, data in zip(records, datas, strict=True):
             record.data = data
-
-    def _remote_share(self) -> float:
-        """The helper's part of a batch: by speed, once both have been measured."""
-        if not self._local_s or not self._remote_s:
-            return 0.5
-        return min(1.0, max(0.1, self._local_s / (self._local_s + self._remote_s)))
 
     # -- the helper -------------------------------------------------------------------
 
@@ -175,7 +196,6 @@ class Encoder:
             with contextlib.suppress(OSError):
                 self._proc.kill()
         self.close()
-        self._remote_s = 0.0
         self._retry_at = time.monotonic() + _RETRY_AFTER
 
 
@@ -185,10 +205,6 @@ def _large(data: Any) -> bool:
         return False
     rows, width = data.shape
     return bool(rows * width >= OFFLOAD_CELLS)
-
-
-def _average(old: float, new: float) -> float:
-    return new if not old else 0.7 * old + 0.3 * new
 
 
 def _write_all(proc: subprocess.Popen[bytes] | None, data: bytes, deadline: float) -> None:
@@ -230,7 +246,11 @@ def serve() -> None:
     cpus = os.environ.get(CPUS_ENV)
     if cpus:
         os.sched_setaffinity(0, {int(cpu) for cpu in cpus.split(",")})
-    import pandas  # noqa: F401  # the frames are pandas'; imported before saying ready
+    # What unpickling the frames needs, imported before saying ready (~1 s)
+    import pandas  # noqa: F401
+
+    with contextlib.suppress(ImportError):
+        import pyarrow  # noqa: F401  # pandas' str columns
 
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     out.write(_READY)
@@ -240,7 +260,6 @@ def serve() -> None:
         if len(head) < 8:
             return
         frames = pickle.loads(inp.read(int.from_bytes(head, "little")))
-        started = time.process_time()
         try:
             results: list[bytes | None] = list(tabular.encode_frames(frames))
         except Exception:  # one by one: a frame that cannot be encoded goes back as None
@@ -250,7 +269,7 @@ def serve() -> None:
                     results.append(tabular.encode_frames([frame])[0])
                 except Exception:
                     results.append(None)
-        answer = pickle.dumps((time.process_time() - started, results), protocol=5)
+        answer = pickle.dumps(results, protocol=5)
         out.write(len(answer).to_bytes(8, "little"))
         out.write(answer)
         out.flush()

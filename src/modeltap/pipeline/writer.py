@@ -59,14 +59,18 @@ class Writer:
             batch = self._take()
             if batch is None:
                 break
-            if batch:
-                self._encode(batch)
+            ready = self.encoder.encode(batch)  # the large frames, partly in a helper
+            if ready:
+                self._encode(ready)
             if self.held and state.backoff.ready():
                 self._retry_held()
             if commits.ready(not len(self._buffer)):
                 commits.commit()
             if spooler is not None and spooler.ready():
                 spooler.upload()
+        ready = self.encoder.finish()
+        if ready and not state.abandoned:
+            self._encode(ready)
         self.encoder.close()
         self._finish()
 
@@ -139,6 +143,7 @@ class Writer:
             (bool(self.held) and self._state.backoff.ready())
             or self._commits.ready(not len(self._buffer))
             or (self._spooler is not None and self._spooler.ready())
+            or self.encoder.in_flight
         )
 
     def _wait_time(self) -> float | None:
@@ -155,7 +160,6 @@ class Writer:
 
     def _encode(self, records: list[Record]) -> None:
         state = self._state
-        self.encoder.encode(records)
         for (collection, part), members in group_by_object(state.rolling_rate, records).items():
             route = state.routes.get(collection)
             if route is None:
