@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["PANDAS_TYPE", "encode_frames", "encode_small", "snapshot"]
+__all__ = ["PANDAS_TYPE", "encode_frames", "encode_small", "is_large", "snapshot"]
 
 PANDAS_TYPE = "pandas.core.frame.DataFrame"
 PYARROW_TYPE = "pyarrow.lib.Table"
@@ -125,6 +125,15 @@ def _encode_plain(frame: Any, width: int) -> bytes | None:
         return orjson.dumps([dict(zip(names, [c[0] for c in columns], strict=True))], option=_OPTS)
     records = zip(*columns, strict=True)  # columns of one frame: equal lengths
     return orjson.dumps([dict(zip(names, row, strict=True)) for row in records], option=_OPTS)
+
+
+def is_large(obj: Any, cells: int) -> bool:
+    """A pandas DataFrame of at least `cells` cells (the writer may hand it to a helper)."""
+    pd = sys.modules.get("pandas")
+    if pd is None or type(obj) is not pd.DataFrame:
+        return False
+    rows, width = obj.shape
+    return bool(rows * width >= cells)
 
 
 def _column_names(columns: Any) -> list[str] | None:

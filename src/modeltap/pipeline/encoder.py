@@ -10,8 +10,8 @@ durability changes: the records stay in the writer's hands, and a frame the help
 not return (it failed, hung past its deadline or is gone) is encoded by the writer
 itself, as before. A helper that fails is stopped and started again a minute later.
 
-The helper reads pickled frames on stdin and writes pickled JSON on stdout; it exits
-when stdin closes, so it never outlives the process that started it.
+The helper (modeltap.encode_helper) reads pickled frames on stdin and writes pickled JSON
+on stdout; it exits when stdin closes, so it never outlives the process that started it.
 """
 
 from __future__ import annotations
@@ -21,22 +21,19 @@ import logging
 import os
 import pickle
 import select
-import signal
 import subprocess
 import sys
 import time
-from typing import Any
 
 from modeltap import tabular
+from modeltap.encode_helper import READY
 from modeltap.record import FRAME, Record
 
-__all__ = ["CPUS_ENV", "OFFLOAD_CELLS", "Encoder", "serve"]
+__all__ = ["OFFLOAD_CELLS", "Encoder"]
 
 log = logging.getLogger(__name__)
 
 OFFLOAD_CELLS = 5000  # frames smaller than this cost less to encode than to hand over
-CPUS_ENV = "MODELTAP_ENCODER_CPUS"  # "1" or "1,2": the helper's CPUs (like taskset)
-_READY = b"R"
 # The helper's answer is due within this, plus a little per frame; else it is stopped.
 _DEADLINE_BASE = 10.0
 _DEADLINE_PER_FRAME = 0.2
@@ -69,7 +66,7 @@ class Encoder:
         to the helper (returned by the next call). A frame neither encoded keeps its
         snapshot, which the writer encodes as before."""
         ready = self._collect()
-        big = [r for r in records if r.kind == FRAME and _large(r.data)]
+        big = [r for r in records if r.kind == FRAME and tabular.is_large(r.data, OFFLOAD_CELLS)]
         if not big or not self._enabled or not self._helper_ready():
             return ready + records
         remote = big[: max(1, int(len(big) * self._share + 0.5))]
@@ -159,7 +156,7 @@ class Encoder:
         out = self._proc.stdout
         assert out is not None
         if select.select([out], [], [], 0)[0]:
-            if os.read(out.fileno(), 1) == _READY:
+            if os.read(out.fileno(), 1) == READY:
                 self._ready = True
                 log.info("modeltap: encoder process %d ready", self._proc.pid)
             else:
@@ -173,7 +170,7 @@ class Encoder:
         self._started_at = time.monotonic()
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-c", "from modeltap.pipeline.encoder import serve; serve()"],
+                [sys.executable, "-c", "from modeltap.encode_helper import serve; serve()"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 env=env,
@@ -197,14 +194,6 @@ class Encoder:
                 self._proc.kill()
         self.close()
         self._retry_at = time.monotonic() + _RETRY_AFTER
-
-
-def _large(data: Any) -> bool:
-    pd = sys.modules.get("pandas")
-    if pd is None or type(data) is not pd.DataFrame:
-        return False
-    rows, width = data.shape
-    return bool(rows * width >= OFFLOAD_CELLS)
 
 
 def _write_all(proc: subprocess.Popen[bytes] | None, data: bytes, deadline: float) -> None:
@@ -238,38 +227,3 @@ def _read_exact(fd: int, size: int, deadline: float) -> bytes:
         chunks.append(chunk)
         size -= len(chunk)
     return b"".join(chunks)
-
-
-def serve() -> None:
-    """The helper's loop: frames in, their JSON out, until stdin closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group; its parent decides
-    cpus = os.environ.get(CPUS_ENV)
-    if cpus:
-        os.sched_setaffinity(0, {int(cpu) for cpu in cpus.split(",")})
-    # What unpickling the frames needs, imported before saying ready (~1 s)
-    import pandas  # noqa: F401
-
-    with contextlib.suppress(ImportError):
-        import pyarrow  # noqa: F401  # pandas' str columns
-
-    inp, out = sys.stdin.buffer, sys.stdout.buffer
-    out.write(_READY)
-    out.flush()
-    while True:
-        head = inp.read(8)
-        if len(head) < 8:
-            return
-        frames = pickle.loads(inp.read(int.from_bytes(head, "little")))
-        try:
-            results: list[bytes | None] = list(tabular.encode_frames(frames))
-        except Exception:  # one by one: a frame that cannot be encoded goes back as None
-            results = []
-            for frame in frames:
-                try:
-                    results.append(tabular.encode_frames([frame])[0])
-                except Exception:
-                    results.append(None)
-        answer = pickle.dumps(results, protocol=5)
-        out.write(len(answer).to_bytes(8, "little"))
-        out.write(answer)
-        out.flush()
