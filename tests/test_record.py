@@ -289,9 +289,11 @@ def test_templated_line_is_byte_identical_to_the_dict_line(cid, xrid, cdt, text,
 
 
 def test_new_ids_are_uuid4_strings():
+    from modeltap.context import new_id
     from modeltap.record import _new_id
 
     for _ in range(1000):
-        text = orjson.loads(_new_id())
-        assert uuid.UUID(text).version == 4
-        assert str(uuid.UUID(text)) == text
+        for text in (orjson.loads(_new_id()), new_id()):
+            assert uuid.UUID(text).version == 4
+            assert uuid.UUID(text).variant == uuid.RFC_4122
+            assert str(uuid.UUID(text)) == text

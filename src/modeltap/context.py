@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 from typing import Any
 
 from modeltap.errors import ConfigError
@@ -20,7 +19,14 @@ def new_id() -> str:
     `random` is seeded from the OS and reseeded in a forked child, so ids stay unique
     across processes; they identify records, they are not secrets.
     """
-    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+    h = "%032x" % (random.getrandbits(128) & _VERSION_4 | _VARIANT_4)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"  # what uuid.UUID prints
+
+
+# uuid.UUID(int=..., version=4)'s bits, set without making the object (~5% of a small
+# frame's collect() in a tight loop)
+_VERSION_4 = ~((0xC000 << 48) | (0xF000 << 64)) & ((1 << 128) - 1)
+_VARIANT_4 = (0x8000 << 48) | (0x4000 << 64)
 
 
 class CorrelationContext:
