@@ -27,13 +27,14 @@ class GatedStorage(LocalStorage):
         self.fail_times = fail_times
         self.puts = 0
 
-    def put(self, path: str, data: bytes, *, overwrite: bool = True) -> None:
+    # LocalStorage.put() writes through put_parts(), so both pass the gate here.
+    def put_parts(self, path: str, parts, *, overwrite: bool = True) -> None:
         self.gate.wait(30)
         self.puts += 1
         if self.fail_times > 0:
             self.fail_times -= 1
             raise StorageError("injected outage", path=path)
-        super().put(path, data, overwrite=overwrite)
+        super().put_parts(path, parts, overwrite=overwrite)
 
 
 def make(tmp_path, storage=None, **settings):

@@ -170,9 +170,9 @@ class HangingStorage(GatedStorage):
         super().__init__(root)
         self.entered = threading.Event()
 
-    def put(self, path: str, data: bytes, *, overwrite: bool = True) -> None:
+    def put_parts(self, path: str, parts, *, overwrite: bool = True) -> None:
         self.entered.set()
-        super().put(path, data, overwrite=overwrite)
+        super().put_parts(path, parts, overwrite=overwrite)
 
 
 def stuck_writer(tmp_path: Path, on_drop=None, **settings):

@@ -87,6 +87,15 @@ def test_create_only_put(store):
     assert [info.path for info in store.list()] == ["p/o.jsonl"]
 
 
+def test_an_object_put_in_parts_is_their_join(store):
+    parts = [b'{"x":1}\n', b"", b'{"y":"\xc3\xa9"}\n' * 1000]
+    store.put_parts("p/parts.jsonl", parts, overwrite=False)
+    assert store.get("p/parts.jsonl") == b"".join(parts)
+    with pytest.raises(ObjectExistsError):  # create-only, as put()
+        store.put_parts("p/parts.jsonl", [b"other"], overwrite=False)
+    assert store.get("p/parts.jsonl") == b"".join(parts)
+
+
 PATHS = [
     "a/b/2.jsonl",
     "b/1.jsonl",

@@ -102,20 +102,19 @@ class Commits:
                 if not pending.path:
                     instance = instance or self._state.writer_id.next()
                     pending.path = f"{route.prefix}/{part}/{instance}.jsonl"
-            data = b"".join(pending.chunks)
             started = time.monotonic()
             pending.attempts += 1
             try:
                 # Create-only: a retry after an ambiguous failure (a timeout after the
                 # store took the object) finds it there instead of writing it twice.
-                route.storage.put(pending.path, data, overwrite=False)
+                route.storage.put_parts(pending.path, pending.chunks, overwrite=False)
             except ObjectExistsError:
                 if pending.attempts == 1:  # a name clash, not a retry: take a new name
                     pending.path = ""
                     return
             except Exception as exc:
                 delay = state.storage_failed()
-                spooled = self._to_spool(route, pending, data)
+                spooled = self._to_spool(route, pending, b"".join(pending.chunks))
                 log.warning(
                     "modeltap: commit of %s failed (%s); %sretrying in %.1fs",
                     pending.path,
@@ -133,7 +132,8 @@ class Commits:
                 "committed %s: %d records in %.1f ms", pending.path, pending.records, took * 1000
             )
             self._pending.pop(key, None)
-            state.count_written(took, len(data), pending.records, len(pending.chunks), own=True)
+            size = sum(map(len, pending.chunks))
+            state.count_written(took, size, pending.records, len(pending.chunks), own=True)
         self._last_commit = time.monotonic()
 
     def _to_spool(self, route: Route, pending: Pending, data: bytes) -> bool:

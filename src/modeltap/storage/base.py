@@ -7,7 +7,7 @@ sees half a line and a local folder behaves like an object store.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,11 @@ class Storage(ABC):
         With overwrite=False the write is create-only: when an object is already at path,
         nothing is written and ObjectExistsError is raised (atomically, so two writers of
         one path never both succeed)."""
+
+    def put_parts(self, path: str, parts: Sequence[bytes], *, overwrite: bool = True) -> None:
+        """put() of the parts joined; a backend that can write them without the join (a
+        copy of the whole object) does so."""
+        self.put(path, b"".join(parts), overwrite=overwrite)
 
     @abstractmethod
     def get(self, path: str) -> bytes:

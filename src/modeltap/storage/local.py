@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,13 +48,16 @@ class LocalStorage(Storage):
         return self.root.joinpath(*parts)
 
     def put(self, path: str, data: bytes, *, overwrite: bool = True) -> None:
+        self.put_parts(path, (data,), overwrite=overwrite)
+
+    def put_parts(self, path: str, parts: Sequence[bytes], *, overwrite: bool = True) -> None:
         target = self._path(path)
         # Temporary name then rename: readers see the whole object or nothing.
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
-                f.write(data)
+            with open(tmp, "wb", buffering=1 << 20) as f:
+                f.writelines(parts)  # no join: a commit's lines go to the file as they are
                 f.flush()
                 os.fsync(f.fileno())
             if overwrite:
