@@ -160,11 +160,8 @@ def _plain_columns(manager: Any, width: int) -> list[list[Any]] | None:
             for loc, column in zip(locs, values.tolist(), strict=True):
                 columns[loc] = column
             continue
-        dtype = values.dtype
-        arrow = getattr(values, "_pa_array", None)
-        if arrow is None or getattr(dtype, "name", None) not in ("str", "string"):
-            return None
-        if dtype.storage != "pyarrow":
+        arrow = getattr(values, "_pa_array", None)  # ArrowStringArray: `str`, `string[pyarrow]`
+        if arrow is None or getattr(values.dtype, "name", None) not in ("str", "string"):
             return None
         columns[locs[0]] = arrow.to_pylist()  # missing: None, written null as NaN and NA are
     return columns

@@ -132,8 +132,9 @@ class Commits:
                 "committed %s: %d records in %.1f ms", pending.path, pending.records, took * 1000
             )
             self._pending.pop(key, None)
-            size = sum(map(len, pending.chunks))
-            state.count_written(took, size, pending.records, len(pending.chunks), own=True)
+            state.count_written(
+                took, pending.nbytes, pending.records, len(pending.chunks), own=True
+            )
         self._last_commit = time.monotonic()
 
     def _to_spool(self, route: Route, pending: Pending, data: bytes) -> bool:

@@ -41,8 +41,9 @@ class Buffer:
         if record.kind == JSON and type(record.data) is bytes:
             # A payload's line is made here, and then the writer holds the interpreter lock
             # only a moment per batch instead of taking turns with serve's event loop. Not
-            # a frame's: on a scoring thread that sleeps between calls the line cost ~85 us
-            # of a cold-cache collect(), and the writer makes it while the caller waits.
+            # a frame's: on a scoring thread that sleeps between calls the line cost ~22 us
+            # of a cold-cache collect() (bench/collect_parts.py), and the writer makes it
+            # while the caller waits.
             route = self._routes.get(record.collection)
             if route is not None:
                 with contextlib.suppress(Exception):  # the writer reports it as before

@@ -68,9 +68,8 @@ class Writer:
                 commits.commit()
             if spooler is not None and spooler.ready():
                 spooler.upload()
-        ready = self.encoder.finish()
-        if ready and not state.abandoned:
-            self._encode(ready)
+        if not state.abandoned:  # else close() took over: no waiting for the helper
+            self._encode(self.encoder.finish())
         self.encoder.close()
         self._finish()
 
